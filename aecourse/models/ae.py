@@ -1,0 +1,68 @@
+"""The autoencoder: z = e(x), x_hat = d(z) = d(e(x)), trained end to end on one loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from aecourse.data import check_images
+from aecourse.models.conv import ConvDecoder, ConvEncoder, check_latents
+
+
+@dataclass
+class AEConfig:
+    in_channels: int = 1  # 1 for Fashion-MNIST and MNIST, 3 for CIFAR-10
+    image_size: int = 28  # side of the square input image
+    latent_dim: int = 16  # size of the bottleneck z
+    channels: tuple[int, ...] = (32, 64, 128)  # conv widths; the first two halve the image
+    linear: bool = False  # one linear map each way, no nonlinearity: the PCA comparison
+
+
+@dataclass
+class AEOutput:
+    x_hat: Tensor  # (B, C, H, W) reconstruction
+    z: Tensor  # (B, latent_dim) code
+
+
+class AE(nn.Module):
+    """A deterministic autoencoder, convolutional or (``linear=True``) linear."""
+
+    config_class = AEConfig
+
+    def __init__(self, config: AEConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, s = config.in_channels, config.image_size
+        if config.latent_dim <= 0:
+            raise ValueError(f"latent_dim must be positive, got {config.latent_dim}")
+        if config.linear:
+            pixels = c * s * s
+            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, config.latent_dim))
+            self.decoder = nn.Sequential(
+                nn.Linear(config.latent_dim, pixels), nn.Unflatten(1, (c, s, s))
+            )
+        else:
+            trunk = ConvEncoder(c, config.channels, s)
+            self.encoder = nn.Sequential(trunk, nn.Linear(trunk.out_features, config.latent_dim))
+            self.decoder = nn.Sequential(
+                ConvDecoder(config.latent_dim, config.channels, c, s), nn.Sigmoid()
+            )
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) in [0, 1] -> codes z (B, latent_dim)."""
+        check_images(
+            x, channels=self.config.in_channels, size=self.config.image_size,
+            values=not self.training,  # training data are checked once, at load time
+        )
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Codes z (B, latent_dim) -> images x_hat (B, C, H, W)."""
+        check_latents(z, self.config.latent_dim, values=not self.training)
+        return self.decoder(z)
+
+    def forward(self, x: Tensor) -> AEOutput:
+        z = self.encode(x)  # (B, latent_dim)
+        return AEOutput(x_hat=self.decode(z), z=z)
+

@@ -1,0 +1,48 @@
+"""A small Fashion-MNIST classifier, the feature extractor of the sample-quality metric.
+
+The Frechet distance compares the statistics of these features on generated images with
+those on test images, as FID does with an Inception network (Heusel et al. 2017).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from aecourse.data import check_images
+from aecourse.models.conv import ConvEncoder
+
+
+@dataclass
+class ClassifierConfig:
+    in_channels: int = 1  # 1 for Fashion-MNIST
+    image_size: int = 28  # side of the square input image
+    num_classes: int = 10  # output classes
+    channels: tuple[int, ...] = (32, 64)  # conv widths of the trunk
+    feature_dim: int = 128  # size of the penultimate features used by the metric
+
+
+class Classifier(nn.Module):
+    config_class = ClassifierConfig
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        trunk = ConvEncoder(config.in_channels, config.channels, config.image_size)
+        self.body = nn.Sequential(
+            trunk, nn.Dropout(0.25), nn.Linear(trunk.out_features, config.feature_dim), nn.SiLU()
+        )
+        self.head = nn.Linear(config.feature_dim, config.num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) in [0, 1] -> features (B, feature_dim)."""
+        check_images(
+            x, channels=self.config.in_channels, size=self.config.image_size,
+            values=not self.training,  # training data are checked once, at load time
+        )
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Images -> class logits (B, num_classes)."""
+        return self.head(self.features(x))

@@ -1,0 +1,104 @@
+"""The variational autoencoder (Kingma & Welling 2013; Rezende et al. 2014).
+
+The encoder outputs the mean and the log-variance of a diagonal Gaussian q(z|x); a sample
+drawn with the reparameterisation trick is decoded into the logits of a Bernoulli p(x|z);
+the prior p(z) is N(0, I). The objective (the ELBO) lives in `aecourse.losses`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from aecourse.data import check_images
+from aecourse.models.conv import ConvDecoder, ConvEncoder, check_latents
+
+
+@dataclass
+class VAEConfig:
+    in_channels: int = 1  # 1 for Fashion-MNIST and MNIST, 3 for CIFAR-10
+    image_size: int = 28  # side of the square input image
+    latent_dim: int = 16  # size of z
+    channels: tuple[int, ...] = (32, 64, 128)  # conv widths (ignored when mlp=True)
+    mlp: bool = False  # the classic fully connected VAE (784-400-20 with latent_dim=20)
+    hidden_dim: int = 400  # width of the MLP's hidden layer (only when mlp=True)
+
+
+@dataclass
+class VAEOutput:
+    logits: Tensor  # (B, C, H, W) Bernoulli logits of p(x|z)
+    mu: Tensor  # (B, latent_dim) mean of q(z|x)
+    logvar: Tensor  # (B, latent_dim) log sigma^2 of q(z|x)
+    z: Tensor  # (B, latent_dim) one reparameterised sample
+
+    @property
+    def x_hat(self) -> Tensor:
+        """The Bernoulli means sigmoid(logits): the reconstruction shown as an image."""
+        return torch.sigmoid(self.logits)
+
+
+class VAE(nn.Module):
+    """A VAE with a Gaussian encoder and a Bernoulli decoder, convolutional or MLP."""
+
+    config_class = VAEConfig
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, s, k = config.in_channels, config.image_size, config.latent_dim
+        if k <= 0:
+            raise ValueError(f"latent_dim must be positive, got {k}")
+        if config.mlp:
+            pixels, h = c * s * s, config.hidden_dim
+            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, h), nn.ReLU())
+            self.to_stats = nn.Linear(h, 2 * k)
+            self.decoder = nn.Sequential(
+                nn.Linear(k, h), nn.ReLU(), nn.Linear(h, pixels), nn.Unflatten(1, (c, s, s))
+            )
+        else:
+            self.encoder = ConvEncoder(c, config.channels, s)
+            self.to_stats = nn.Linear(self.encoder.out_features, 2 * k)
+            self.decoder = ConvDecoder(k, config.channels, c, s)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Images (B, C, H, W) in [0, 1] -> (mu, logvar), each (B, latent_dim).
+
+        The network outputs log sigma^2 rather than sigma: any real number is a valid
+        log-variance, so no positivity constraint is needed, and exp() keeps sigma > 0.
+        """
+        check_images(
+            x, channels=self.config.in_channels, size=self.config.image_size,
+            values=not self.training,  # training data are checked once, at load time
+        )
+        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=1)
+        return mu, logvar
+
+    @staticmethod
+    def reparameterize(
+        mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that is a
+        differentiable function of (mu, logvar)."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents z (B, latent_dim) -> Bernoulli logits (B, C, H, W)."""
+        check_latents(z, self.config.latent_dim, values=not self.training)
+        return self.decoder(z)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        mu, logvar = self.encode(x)  # (B, latent_dim) each
+        z = self.reparameterize(mu, logvar, generator)
+        return VAEOutput(logits=self.decode(z), mu=mu, logvar=logvar, z=z)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n images (n, C, H, W) from the model: z ~ p(z) = N(0, I), shown as Bernoulli means."""
+        if n <= 0:
+            raise ValueError(f"n must be a positive number of samples, got {n}")
+        device = next(self.parameters()).device
+        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
+        return torch.sigmoid(self.decode(z))
