@@ -1,0 +1,214 @@
+"""Evaluation metrics, one function per concept (the course's evaluation protocol).
+
+- ``psnr``: reconstruction quality in dB.
+- ``iw_nll``: importance-weighted bound on a VAE's negative log-likelihood, in nats.
+- ``codebook_usage``: fraction of VQ codes in use and the perplexity of their histogram.
+- ``frechet_distance`` + ``classifier_features``: distance between two feature distributions,
+  for samples against test images in a classifier's feature space.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def psnr(x_hat: Tensor, x: Tensor) -> float:
+    """Peak signal-to-noise ratio in dB for images in [0, 1]:
+
+        PSNR = 10 log10(1 / MSE),   MSE = mean over all pixels of (x_hat - x)^2.
+
+    Args:
+        x_hat: reconstruction, any shape, e.g. (B, C, H, W).
+        x: target of the same shape.
+
+    Returns ``inf`` when the two are identical. Values are not clipped.
+    """
+    if x_hat.shape != x.shape:
+        raise ValueError(
+            f"expected x_hat and x of the same shape, got {tuple(x_hat.shape)} and {tuple(x.shape)}"
+        )
+    if x.numel() == 0:
+        raise ValueError("expected non-empty tensors, got 0 elements")
+    mse = torch.mean((x_hat.double() - x.double()) ** 2).item()
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def iw_nll(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    k: int = 1000,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Importance-weighted upper bound on -log p(x), in nats per image (eq. 8 of Burda et al. 2015).
+
+        -log p(x) <= -log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),
+        z_i ~ q(z | x) = N(mu, diag exp logvar)
+
+    with a Bernoulli likelihood p(x | z) = Bernoulli(sigmoid(model.decode(z))) over the pixels
+    and the prior p(z) = N(0, I). k = 1 is a one-sample estimate of the negative ELBO; the bound
+    tightens as k grows. The model needs ``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits``
+    (the VAE API); it is put in eval mode for the call and restored afterwards.
+
+    Args:
+        model: the VAE.
+        x: binary images (B, C, H, W) with values in {0, 1} (binarise first, e.g. ``data.binarize``).
+        k: importance samples per image.
+        batch_size: at most this many (sample, image) pairs go through the decoder at once
+            (memory against speed: on a GPU, several thousand is faster).
+        generator: for reproducible samples (may live on the CPU when x is on a GPU).
+
+    Returns:
+        (B,) float64 tensor of bounds on -log p(x), on x's device.
+    """
+    if k < 1 or batch_size < 1:
+        raise ValueError(f"expected k >= 1 and batch_size >= 1, got k={k} and {batch_size}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"expected a non-empty batch of images (B, C, H, W), got {tuple(x.shape)}")
+    if not torch.is_floating_point(x) or not torch.all((x == 0) | (x == 1)):
+        raise ValueError("expected binary x with values in {0, 1} (Bernoulli likelihood); binarise it")
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator) for xc in x.split(batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks)
+
+
+def _iw_nll_chunk(
+    model: nn.Module, x: Tensor, k: int, batch_size: int, generator: torch.Generator | None
+) -> Tensor:
+    """``iw_nll`` for one chunk of at most batch_size images; samples go in chunks of s per image."""
+    B = x.shape[0]
+    mu, logvar = model.encode(x)  # (B, D) each
+    std = torch.exp(0.5 * logvar)
+    latent_dims = tuple(range(2, mu.ndim + 1))  # dims of one latent, after (s, B)
+    s = max(1, batch_size // B)  # samples per decoder pass
+    log_sum = torch.full((B,), -math.inf, dtype=torch.float64, device=x.device)  # running log sum_i w_i
+    for start in range(0, k, s):
+        n = min(s, k - start)
+        eps = _randn((n, *mu.shape), generator, mu)  # (n, B, D)
+        z = mu + std * eps  # (n, B, D)
+        logits = model.decode(z.reshape(n * B, *mu.shape[1:]))  # (n*B, C, H, W)
+        if logits.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"expected decode(z) logits of shape (N, *{tuple(x.shape[1:])}), got {tuple(logits.shape)}"
+            )
+        logits = logits.reshape(n, *x.shape)  # (n, B, C, H, W)
+        log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+        log_px_z = log_px_z.flatten(2).sum(-1)  # (n, B) log p(x | z)
+        log_pz = -0.5 * (z**2 + _LOG_2PI).sum(latent_dims)  # (n, B) log N(z; 0, I)
+        log_qz = -0.5 * (eps**2 + logvar + _LOG_2PI).sum(latent_dims)  # (n, B) log N(z; mu, exp logvar)
+        log_w = (log_px_z + log_pz - log_qz).double()  # (n, B) log importance weights
+        log_sum = torch.logsumexp(torch.cat([log_sum[None], log_w]), dim=0)  # (B,)
+    return -(log_sum - math.log(k))  # -log (1/k) sum_i w_i
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+    device = generator.device if generator is not None else like.device
+    return torch.randn(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def codebook_usage(indices: Tensor, codebook_size: int) -> tuple[float, float]:
+    """How much of a VQ codebook is in use.
+
+    Args:
+        indices: integer code indices of any shape, e.g. (B, h, w), values in [0, codebook_size).
+        codebook_size: K, the number of codes.
+
+    Returns:
+        (usage, perplexity): the fraction of the K codes used at least once, and
+        exp(H(p)) with p the code histogram and H(p) = -sum_k p_k log p_k (m codes used
+        equally often give perplexity m; its range is [1, K]).
+    """
+    if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+        raise ValueError(f"expected integer indices, got dtype {indices.dtype}")
+    if indices.numel() == 0:
+        raise ValueError("expected at least one index, got an empty tensor")
+    if codebook_size < 1:
+        raise ValueError(f"expected codebook_size >= 1, got {codebook_size}")
+    low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= codebook_size:
+        raise ValueError(f"expected indices in [0, {codebook_size}), got values in [{low}, {high}]")
+    counts = torch.bincount(indices.flatten().long(), minlength=codebook_size).double()  # (K,)
+    usage = (counts > 0).double().mean().item()
+    p = counts[counts > 0] / counts.sum()
+    entropy = -(p * p.log()).sum().item()  # nats
+    return usage, math.exp(entropy)
+
+
+def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (the FID formula, Heusel et al. 2017):
+
+        d^2 = ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})
+
+    with means mu and unbiased covariances S. tr (S_a S_b)^{1/2} is the sum of the square roots of
+    the eigenvalues of the symmetric PSD matrix S_a^{1/2} S_b S_a^{1/2}, which has the same
+    eigenvalues as S_a S_b; everything is in float64 with torch.linalg.eigh.
+
+    Args:
+        features_a: (N_a, F) features, N_a >= 2.
+        features_b: (N_b, F) features, N_b >= 2.
+
+    Returns:
+        The squared distance as a float (>= 0; symmetric in a and b).
+    """
+    for label, f in (("features_a", features_a), ("features_b", features_b)):
+        if f.ndim != 2 or f.shape[0] < 2:
+            raise ValueError(f"expected {label} of shape (N, F), N >= 2, got {tuple(f.shape)}")
+        if not torch.isfinite(f).all():
+            raise ValueError(f"expected finite {label}, got NaN or inf")
+    if features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(
+            f"expected the same feature size F, got {features_a.shape[1]} and {features_b.shape[1]}"
+        )
+    a, b = features_a.double(), features_b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)  # (F,)
+    cov_a, cov_b = _covariance(a, mu_a), _covariance(b, mu_b)  # (F, F) each
+    sqrt_a = _sqrtm_psd(cov_a)  # (F, F)
+    middle = sqrt_a @ cov_b @ sqrt_a  # (F, F), similar to cov_a @ cov_b
+    eigvals = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0)
+    trace_sqrt = eigvals.sqrt().sum()  # tr (S_a S_b)^{1/2}
+    distance = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
+    return max(distance.item(), 0.0)  # rounding can leave -1e-12 for identical sets
+
+
+def _covariance(f: Tensor, mu: Tensor) -> Tensor:
+    """Unbiased covariance (F, F) of features f (N, F) with mean mu (F,)."""
+    centred = f - mu  # (N, F)
+    return centred.T @ centred / (f.shape[0] - 1)
+
+
+def _sqrtm_psd(S: Tensor) -> Tensor:
+    """Symmetric square root of a symmetric positive semi-definite matrix (F, F)."""
+    eigvals, eigvecs = torch.linalg.eigh((S + S.T) / 2)
+    return (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
+
+
+@torch.no_grad()
+def classifier_features(classifier: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
+    """``classifier.features`` of images x (N, C, H, W) in batches, in eval mode and without gradients.
+
+    Each batch is moved to the classifier's device; returns (N, feature_dim) on that device.
+    """
+    if batch_size < 1:
+        raise ValueError(f"expected batch_size >= 1, got {batch_size}")
+    if x.shape[0] == 0:
+        raise ValueError(f"expected at least one image, got shape {tuple(x.shape)}")
+    device = next(classifier.parameters(), x).device
+    was_training = classifier.training
+    classifier.eval()
+    try:
+        features = [classifier.features(x_batch.to(device)) for x_batch in x.split(batch_size)]
+    finally:
+        classifier.train(was_training)
+    return torch.cat(features)
