@@ -1,0 +1,73 @@
+"""How each shipped model is trained: architecture, configuration, loss, epochs, batch, lr.
+
+`python -m aecourse.train NAME` follows `RECIPES[NAME]`; the model cards record what was
+actually run. Epoch counts are sized for a CPU (about 50 s per epoch for the small conv
+models) and are enough for the course's figures; a GPU makes them minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from aecourse import losses
+from aecourse.models import (
+    AE,
+    DAE,
+    VAE,
+    VQVAE,
+    AEConfig,
+    Classifier,
+    ClassifierConfig,
+    DAEConfig,
+    Prior,
+    PriorConfig,
+    VAEConfig,
+    VQVAEConfig,
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model_class: type[nn.Module]  # the architecture, built from `config`
+    config: Any  # the model's config dataclass (copied, never modified, by `model()`)
+    loss: Callable[[nn.Module, tuple[Tensor, ...], torch.Generator | None], losses.Loss]
+    epochs: int  # passes over the training set
+    batch_size: int = 128  # images (or code grids) per step
+    lr: float = 1e-3  # AdamW learning rate
+    description: str = ""  # one line for listings
+    data: str = "fashion-mnist"  # training images (see aecourse.data.DATASETS)
+    codes_from: str | None = None  # train on this pretrained VQ-VAE's code indices (the prior)
+
+    def model(self, **overrides: Any) -> nn.Module:
+        """A freshly initialised model; `overrides` replace config fields (e.g. in_channels=3)."""
+        return self.model_class(replace(self.config, **overrides))
+
+
+RECIPES: dict[str, Recipe] = {
+    "ae": Recipe(AE, AEConfig(latent_dim=16, channels=(32, 64, 128)), losses.ae_loss, epochs=20,
+                 description="convolutional autoencoder, 16-D latent"),
+    "ae-2d": Recipe(AE, AEConfig(latent_dim=2), losses.ae_loss, epochs=8,
+                    description="convolutional autoencoder, 2-D latent for maps"),
+    "ae-linear": Recipe(AE, AEConfig(latent_dim=16, linear=True), losses.ae_loss, epochs=10, lr=2e-3,
+                        description="linear autoencoder, 16-D latent: the PCA comparison"),
+    "dae": Recipe(DAE, DAEConfig(latent_dim=16), losses.dae_loss, epochs=10,
+                  description="denoising autoencoder (Gaussian noise and pixel masking), 16-D latent"),
+    "vae": Recipe(VAE, VAEConfig(latent_dim=16, channels=(32, 64, 128)), losses.vae_loss, epochs=20,
+                  description="convolutional VAE with a Bernoulli decoder, 16-D latent"),
+    "vae-2d": Recipe(VAE, VAEConfig(latent_dim=2), losses.vae_loss, epochs=8,
+                     description="convolutional VAE, 2-D latent for maps"),
+    "vae-mlp": Recipe(VAE, VAEConfig(mlp=True, latent_dim=20), losses.vae_loss, epochs=20,
+                      description="the classic 784-400-20 MLP VAE baseline, same epochs as vae"),
+    "vqvae": Recipe(VQVAE, VQVAEConfig(), losses.vqvae_loss, epochs=8,
+                    description="VQ-VAE, 7x7 grid of codes from a 512-code codebook"),
+    "prior": Recipe(Prior, PriorConfig(), losses.prior_loss, epochs=4,
+                    codes_from="vqvae",
+                    description="gated PixelCNN prior over the vqvae's code grids"),
+    "classifier": Recipe(Classifier, ClassifierConfig(), losses.classifier_loss, epochs=5,
+                         description="small CNN classifier, the feature space of the Frechet distance"),
+}
