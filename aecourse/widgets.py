@@ -1,0 +1,260 @@
+"""Interactive explorers for the notebooks: move a slider and the decoder runs again.
+
+Each function returns an ipywidgets box; make it the value of a cell to show it in Jupyter
+or Colab. Pictures are PNG bytes in ``ipywidgets.Image`` widgets, updated by ``observe``
+callbacks, so a box can be built and driven from plain Python (set a slider's ``value``
+and the picture changes) without a browser. The published book is static: there the
+sliders do not run, which is why every chapter also shows the same idea as a figure
+(``aecourse.plot``). ipywidgets is imported on first use.
+
+decode/denoise callables follow ``aecourse.plot``: latents (N, latent_dim) -> images
+(N, C, H, W) in [0, 1]; wrap a model with ``aecourse.plot.image_decoder(model)``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.image
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from aecourse import plot
+
+if TYPE_CHECKING:
+    import ipywidgets
+
+SCALE = 8  # decoded images are shown `SCALE` times their size (28 px -> 224 px), pixels kept sharp
+MAX_POINTS = 5000  # latent map points drawn behind the marker (a fixed random subset beyond this)
+NOISE_LEVELS = {  # kind -> (slider label, largest level, starting level)
+    "gaussian": ("sigma", 1.0, 0.5),
+    "mask": ("mask p", 0.9, 0.5),
+}
+
+
+def _ipywidgets() -> Any:
+    try:
+        import ipywidgets
+    except ImportError as err:
+        raise ImportError("aecourse.widgets needs ipywidgets: pip install ipywidgets") from err
+    return ipywidgets
+
+
+def _figure_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def _image_png(image: np.ndarray, scale: int = SCALE) -> bytes:
+    """One image (C, H, W) in [0, 1] as PNG bytes, enlarged `scale` times by pixel repetition."""
+    pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)  # (H, W) or (H, W, 3)
+    pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, pixels, cmap=plot.IMAGE_CMAP, vmin=0.0, vmax=1.0, format="png")
+    return buffer.getvalue()
+
+
+def _slider(widgets: Any, description: str, value: float, low: float, high: float) -> Any:
+    return widgets.FloatSlider(
+        value=value, min=low, max=high, step=(high - low) / 100, description=description,
+        continuous_update=True, readout_format=".2f",
+    )
+
+
+def latent_plane_explorer(
+    decode: plot.Decode,
+    *,
+    extent: Sequence[float] | None = None,
+    z: Tensor | None = None,
+    y: Tensor | None = None,
+    classes: Sequence[str] | None = None,
+) -> ipywidgets.VBox:
+    """Two sliders (z[0], z[1]) -> the decoded image of that 2-D latent, shown next to the
+    latent map of z (N, 2) coloured by y (N,) with a cross at the current point, when given.
+
+    extent (z1_min, z1_max, z2_min, z2_max) bounds the sliders: given, else covering z, else +-3.
+    Returns an ipywidgets.VBox.
+    """
+    widgets = _ipywidgets()
+    if (z is None) != (y is None):
+        raise ValueError("expected both z and y (the latent map behind the marker), or neither")
+    if extent is None:
+        extent = plot.extent_of(z) if z is not None else plot.DEFAULT_EXTENT
+    x0, x1, y0, y1 = plot._check_extent(extent)
+    z1 = _slider(widgets, "z[0]", (x0 + x1) / 2, x0, x1)
+    z2 = _slider(widgets, "z[1]", (y0 + y1) / 2, y0, y1)
+    decoded = widgets.Image(format="png")
+    pictures = [decoded]
+    marker = None
+    if z is not None:
+        points = plot._points(z, "z")
+        labels, classes = plot._labels(y, len(points), classes)
+        if len(points) > MAX_POINTS:  # a fixed subset keeps each redraw fast
+            keep = torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:MAX_POINTS]
+            points, labels = points[keep], labels[keep]
+        fig = Figure(figsize=(6.0, 4.5), layout="constrained")
+        ax = fig.add_subplot()
+        plot.latent_map(points, labels, classes=classes, ax=ax)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        (marker,) = ax.plot([], [], marker="X", markersize=14, color="black", markeredgecolor="white")
+        latent = widgets.Image(format="png")
+        pictures.insert(0, latent)
+
+    def update(change: object = None) -> None:
+        point = torch.tensor([[z1.value, z2.value]], dtype=torch.float32)  # (1, 2)
+        decoded.value = _image_png(plot._decoded(decode, point)[0])
+        if marker is not None:
+            marker.set_data([z1.value], [z2.value])
+            latent.value = _figure_png(fig)
+
+    z1.observe(update, names="value")
+    z2.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([z1, z2]), widgets.HBox(pictures)])
+
+
+def noise_explorer(
+    denoise: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    kinds: Sequence[str] = ("gaussian", "mask"),
+    seed: int = 0,
+) -> ipywidgets.VBox:
+    """Corruption kind (dropdown) and level (slider) -> clean | noisy | denoised, with the
+    PSNR of the noisy and of the denoised image against the clean one.
+
+    denoise: images (1, C, H, W) -> images in [0, 1] (a DAE, its forward's x_hat is used).
+    x: one image (C, H, W) or a batch (B, C, H, W), then with an image slider. The noise uses
+    ``aecourse.models.dae.gaussian_noise`` (sigma in [0, 1]) and ``mask_pixels`` (fraction
+    in [0, 0.9]) with a generator seeded by ``seed`` at every redraw, so a level always shows
+    the same noise. Returns an ipywidgets.VBox.
+    """
+    widgets = _ipywidgets()
+    from aecourse.metrics import psnr
+    from aecourse.models.dae import gaussian_noise, mask_pixels
+
+    corruptions = {"gaussian": gaussian_noise, "mask": mask_pixels}
+    kinds = tuple(kinds)
+    if not kinds or any(k not in corruptions for k in kinds):
+        raise ValueError(f"kinds must be a non-empty selection of {tuple(corruptions)}, got {kinds}")
+    device = plot._device_of(denoise) or (x.device if isinstance(x, Tensor) else torch.device("cpu"))
+    x = plot._tensor(x, "x")
+    if x.ndim == 3:
+        x = x[None]  # (1, C, H, W)
+    plot._images(x)  # validates: (B, C, H, W) in [0, 1], 1 or 3 channels
+    x = x.to(device)
+
+    kind = widgets.Dropdown(options=kinds, value=kinds[0], description="noise")
+    label, high, start = NOISE_LEVELS[kinds[0]]
+    level = _slider(widgets, label, start, 0.0, high)
+    index = widgets.IntSlider(value=0, min=0, max=len(x) - 1, description="image")
+    picture = widgets.Image(format="png")
+    scores = widgets.HTML()
+    fig = Figure(figsize=(6.0, 2.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    shown = []
+    for ax in axes:
+        plot._show(ax, np.zeros(x.shape[2:]) if x.shape[1] == 1 else np.zeros((*x.shape[2:], 3)))
+        shown.append(ax.images[0])
+    busy = [False]  # set while the kind's slider range changes, to redraw once
+
+    def update(change: object = None) -> None:
+        if busy[0]:
+            return
+        clean = x[index.value : index.value + 1]  # (1, C, H, W)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        noisy = corruptions[kind.value](clean, level.value, generator)
+        with torch.no_grad():
+            denoised = denoise(noisy)
+        denoised = getattr(denoised, "x_hat", denoised)
+        named = ((clean, "x"), (noisy, "noisy"), (denoised, "denoise(x)"))
+        images = [plot._images(t, name)[0] for t, name in named]  # (C, H, W) each
+        if images[2].shape != images[0].shape:
+            raise ValueError(
+                f"denoise must return images of the input's shape {images[0].shape}, got {images[2].shape}"
+            )
+        db_noisy, db_denoised = psnr(noisy, clean), psnr(denoised.to(device), clean)
+        titles = ("clean", f"noisy: {db_noisy:.1f} dB", f"denoised: {db_denoised:.1f} dB")
+        for ax, artist, image, title in zip(axes, shown, images, titles):
+            artist.set_data(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0))
+            ax.set_title(title, fontsize="medium")
+        picture.value = _figure_png(fig)
+        scores.value = (f"PSNR against the clean image: noisy <b>{db_noisy:.2f} dB</b>, "
+                        f"denoised <b>{db_denoised:.2f} dB</b>")
+
+    def change_kind(change: object) -> None:
+        label, high, _ = NOISE_LEVELS[kind.value]
+        busy[0] = True
+        try:
+            level.description = label
+            level.value = min(level.value, high)  # before max, so max never cuts a value
+            level.max, level.step = high, high / 100
+        finally:
+            busy[0] = False
+        update()
+
+    kind.observe(change_kind, names="value")
+    level.observe(update, names="value")
+    index.observe(update, names="value")
+    update()
+    controls = [kind, level] + ([index] if len(x) > 1 else [])
+    return widgets.VBox([widgets.HBox(controls), picture, scores])
+
+
+def traversal_explorer(
+    decode: plot.Decode,
+    z0: Tensor,
+    *,
+    dims: Sequence[int] | None = None,
+    limit: float = 3.0,
+) -> ipywidgets.HBox:
+    """One slider per latent dimension -> the decoded image of z0 with those values.
+
+    z0: (D,) or (1, D). dims defaults to the first min(D, 16) dimensions (the others stay at
+    z0). Each slider spans [-limit, limit], widened to include z0's value. A button resets
+    every slider to z0. Returns an ipywidgets.HBox.
+    """
+    widgets = _ipywidgets()
+    device = z0.device if isinstance(z0, Tensor) else None
+    z0 = plot._latent(z0, "z0")
+    d = len(z0)
+    dims = list(range(min(d, plot.MAX_TRAVERSAL_DIMS))) if dims is None else [int(i) for i in dims]
+    if not dims or len(dims) > plot.MAX_TRAVERSAL_DIMS or any(not 0 <= i < d for i in dims):
+        raise ValueError(
+            f"dims must be 1 to {plot.MAX_TRAVERSAL_DIMS} latent dimensions in [0, {d}), got {dims}"
+        )
+    if not limit > 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    start = [float(z0[i]) for i in dims]
+    sliders = [_slider(widgets, f"z[{i}]", v, min(-limit, v), max(limit, v)) for i, v in zip(dims, start)]
+    picture = widgets.Image(format="png")
+    reset = widgets.Button(description="reset to z0")
+    busy = [False]  # set while reset moves every slider, to redraw once
+
+    def update(change: object = None) -> None:
+        if busy[0]:
+            return
+        z = z0.clone()
+        z[dims] = torch.tensor([s.value for s in sliders], dtype=z.dtype)
+        picture.value = _image_png(plot._decoded(decode, z[None], device)[0])
+
+    def on_reset(button: object = None) -> None:
+        busy[0] = True
+        try:
+            for slider, value in zip(sliders, start):
+                slider.value = value
+        finally:
+            busy[0] = False
+        update()
+
+    for slider in sliders:
+        slider.observe(update, names="value")
+    reset.on_click(on_reset)
+    update()
+    return widgets.HBox([widgets.VBox(sliders), widgets.VBox([picture, reset])])

@@ -1,0 +1,214 @@
+"""Tests of aecourse.widgets: explorers build without a browser and redraw on slider changes."""
+
+import io
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.image  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("ipywidgets")
+import ipywidgets  # noqa: E402
+
+from aecourse import plot, widgets  # noqa: E402
+from aecourse.models import AE, DAE, VAE, AEConfig, DAEConfig, VAEConfig  # noqa: E402
+
+
+def descendants(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from descendants(child)
+
+
+def find(box, kind):
+    return [w for w in descendants(box) if isinstance(w, kind)]
+
+
+def pixels(image_widget) -> np.ndarray:
+    """The grey level of a PNG Image widget as an (H, W) array in [0, 1]."""
+    return matplotlib.image.imread(io.BytesIO(image_widget.value))[..., 0]
+
+
+class BrightnessDecoder:
+    """z (N, 2) -> (N, 1, 4, 4) images: top half sigmoid(z[0]), bottom half sigmoid(z[1])."""
+
+    def __init__(self) -> None:
+        self.calls: list[torch.Tensor] = []
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        self.calls.append(z.clone())
+        x = torch.empty(len(z), 1, 4, 4)
+        x[:, :, :2] = torch.sigmoid(z[:, 0, None, None, None])
+        x[:, :, 2:] = torch.sigmoid(z[:, 1, None, None, None])
+        return x
+
+
+def test_latent_plane_explorer_decodes_the_slider_point():
+    decode = BrightnessDecoder()
+    box = widgets.latent_plane_explorer(decode, extent=(-2, 2, -1, 3))
+    assert isinstance(box, ipywidgets.VBox)
+    z1, z2 = find(box, ipywidgets.FloatSlider)
+    (image,) = find(box, ipywidgets.Image)
+    assert (z1.min, z1.max, z2.min, z2.max) == (-2, 2, -1, 3)
+    before = image.value
+    z1.value = 1.5
+    assert image.value != before
+    assert torch.equal(decode.calls[-1], torch.tensor([[1.5, 1.0]]))
+    shown = pixels(image)
+    assert shown.shape == (4 * widgets.SCALE, 4 * widgets.SCALE)
+    assert abs(shown[0, 0] - torch.sigmoid(torch.tensor(1.5)).item()) < 2 / 255
+    assert abs(shown[-1, 0] - torch.sigmoid(torch.tensor(1.0)).item()) < 2 / 255
+    z2.value = -0.5
+    assert torch.equal(decode.calls[-1], torch.tensor([[1.5, -0.5]]))
+
+
+def test_latent_plane_explorer_moves_the_marker_on_the_latent_map():
+    z, y = torch.randn(200, 2), torch.randint(0, 10, (200,))
+    box = widgets.latent_plane_explorer(BrightnessDecoder(), z=z, y=y)
+    latent, decoded = find(box, ipywidgets.Image)
+    z1, _ = find(box, ipywidgets.FloatSlider)
+    x0, x1, _, _ = plot.extent_of(z)
+    assert (z1.min, z1.max) == pytest.approx((x0, x1))
+    before = latent.value, decoded.value
+    z1.value = x0 + 0.1 * (x1 - x0)
+    assert latent.value != before[0] and decoded.value != before[1]
+
+
+def test_latent_plane_explorer_rejects_bad_input():
+    with pytest.raises(ValueError, match="both z and y"):
+        widgets.latent_plane_explorer(BrightnessDecoder(), z=torch.randn(5, 2))
+    with pytest.raises(ValueError, match="z1_min < z1_max"):
+        widgets.latent_plane_explorer(BrightnessDecoder(), extent=(0, 0, -1, 1))
+    with pytest.raises(ValueError, match="image_decoder"):  # logits, not images
+        widgets.latent_plane_explorer(lambda z: z[:, :1, None, None].expand(-1, 1, 4, 4) - 5)
+
+
+def test_noise_explorer_redraws_on_level_and_kind():
+    x = torch.rand(2, 1, 28, 28)
+    calls = []
+
+    def denoise(noisy):
+        calls.append(noisy.clone())
+        return noisy.clamp(0.2, 0.8)
+
+    box = widgets.noise_explorer(denoise, x, seed=3)
+    kind = find(box, ipywidgets.Dropdown)[0]
+    level = find(box, ipywidgets.FloatSlider)[0]
+    index = find(box, ipywidgets.IntSlider)[0]  # a batch gets an image slider
+    (picture,) = find(box, ipywidgets.Image)
+    (scores,) = find(box, ipywidgets.HTML)
+    assert (kind.value, level.description, level.max) == ("gaussian", "sigma", 1.0)
+
+    level.value = 0.2
+    first, first_scores = picture.value, scores.value
+    expected = plot_psnr(calls[-1], x[:1])
+    assert f"noisy <b>{expected:.2f} dB" in first_scores
+    level.value = 0.7
+    assert picture.value != first and scores.value != first_scores
+    level.value = 0.2
+    assert picture.value == first  # seeded noise: a level always looks the same
+
+    kind.value = "mask"
+    assert (level.description, level.max) == ("mask p", 0.9)
+    assert picture.value != first
+    masked = calls[-1]
+    assert ((masked == 0) | (masked == x[:1])).all()  # pixels are kept or zeroed
+    index.value = 1
+    assert ((calls[-1] == 0) | (calls[-1] == x[1:])).all()
+
+
+def plot_psnr(noisy, clean):
+    mse = torch.mean((noisy.double() - clean.double()) ** 2).item()
+    return 10 * np.log10(1 / mse)
+
+
+def test_noise_explorer_level_zero_and_a_real_dae():
+    torch.manual_seed(0)
+    dae = DAE(DAEConfig(latent_dim=4, channels=(8, 8, 8))).eval()
+    x = torch.rand(1, 28, 28).numpy()  # one image (C, H, W): no image slider
+    box = widgets.noise_explorer(dae, x, kinds=("mask",))  # forward's x_hat is used
+    assert not find(box, ipywidgets.IntSlider)
+    level = find(box, ipywidgets.FloatSlider)[0]
+    level.value = 0.0
+    assert "noisy <b>inf dB" in find(box, ipywidgets.HTML)[0].value
+
+
+def test_noise_explorer_rejects_bad_input():
+    x = torch.rand(1, 1, 28, 28)
+    with pytest.raises(ValueError, match="kinds must be"):
+        widgets.noise_explorer(lambda t: t, x, kinds=("salt",))
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        widgets.noise_explorer(lambda t: t, x * 3)
+    with pytest.raises(ValueError, match="input's shape"):
+        widgets.noise_explorer(lambda t: t[:, :, :14], x)
+
+
+def test_traversal_explorer_sliders_change_one_dimension():
+    calls = []
+
+    def decode(z):
+        calls.append(z.clone())
+        return torch.sigmoid(z.sum(1))[:, None, None, None].expand(-1, 1, 4, 4)
+
+    z0 = torch.randn(1, 20)
+    box = widgets.traversal_explorer(decode, z0)
+    sliders = find(box, ipywidgets.FloatSlider)
+    (picture,) = find(box, ipywidgets.Image)
+    (reset,) = find(box, ipywidgets.Button)
+    assert [s.description for s in sliders] == [f"z[{i}]" for i in range(16)]  # at most 16
+    start = picture.value
+    sliders[5].value = 2.5
+    assert picture.value != start
+    changed = (calls[-1][0] != z0[0]).nonzero().flatten().tolist()
+    assert changed == [5] and calls[-1][0, 5] == 2.5
+    reset.click()
+    assert picture.value == start
+    assert torch.equal(calls[-1], z0)
+
+    box = widgets.traversal_explorer(decode, z0, dims=[7, 2])
+    sliders = find(box, ipywidgets.FloatSlider)
+    assert [s.description for s in sliders] == ["z[7]", "z[2]"]
+    sliders[1].value = -2.0
+    assert (calls[-1][0] != z0[0]).nonzero().flatten().tolist() == [2]
+
+
+def test_traversal_explorer_with_a_real_vae():
+    vae = VAE(VAEConfig(latent_dim=3, channels=(8, 8, 8))).eval()
+    box = widgets.traversal_explorer(plot.image_decoder(vae), torch.zeros(3), dims=[2], limit=2.0)
+    (slider,) = find(box, ipywidgets.FloatSlider)
+    (picture,) = find(box, ipywidgets.Image)
+    assert (slider.min, slider.max) == (-2.0, 2.0)
+    before = picture.value
+    slider.value = -2.0
+    assert picture.value != before
+    assert pixels(picture).shape == (28 * widgets.SCALE, 28 * widgets.SCALE)
+
+
+def test_traversal_explorer_rejects_bad_input():
+    decode = BrightnessDecoder()
+    with pytest.raises(ValueError, match=r"in \[0, 2\)"):
+        widgets.traversal_explorer(decode, torch.zeros(2), dims=[2])
+    with pytest.raises(ValueError, match=r"\(D,\) or \(1, D\)"):
+        widgets.traversal_explorer(decode, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="limit must be positive"):
+        widgets.traversal_explorer(decode, torch.zeros(2), limit=0)
+
+
+def test_a_real_ae_in_the_plane_explorer():
+    ae = AE(AEConfig(latent_dim=2, channels=(8, 8, 8))).eval()
+    box = widgets.latent_plane_explorer(ae.decode)
+    (image,) = find(box, ipywidgets.Image)
+    before = image.value
+    find(box, ipywidgets.FloatSlider)[1].value = 2.9
+    assert image.value != before
+
+
+def test_missing_ipywidgets_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
+    with pytest.raises(ImportError, match="pip install ipywidgets"):
+        widgets.traversal_explorer(BrightnessDecoder(), torch.zeros(2))
