@@ -15,7 +15,7 @@ class AEConfig:
     in_channels: int = 1  # 1 for Fashion-MNIST and MNIST, 3 for CIFAR-10
     image_size: int = 28  # side of the square input image
     latent_dim: int = 16  # size of the bottleneck z
-    channels: tuple[int, ...] = (32, 64, 128)  # conv widths; the first two halve the image
+    channels: tuple[int, ...] = (32, 64)  # conv widths; the first two halve the image
     linear: bool = False  # one linear map each way, no nonlinearity: the PCA comparison
 
 

@@ -20,7 +20,7 @@ class PriorConfig:
     codebook_size: int = 512  # K, the number of codes (the VQ-VAE's)
     grid: int = 7  # side of the code grid
     channels: int = 64  # width of each gated layer
-    num_layers: int = 8  # gated layers; the receptive field grows by one cell per layer
+    num_layers: int = 7  # gated layers; the receptive field grows by one cell per layer
     kernel_size: int = 3  # odd width of the masked convolutions
 
 

@@ -21,7 +21,7 @@ class VAEConfig:
     in_channels: int = 1  # 1 for Fashion-MNIST and MNIST, 3 for CIFAR-10
     image_size: int = 28  # side of the square input image
     latent_dim: int = 16  # size of z
-    channels: tuple[int, ...] = (32, 64, 128)  # conv widths (ignored when mlp=True)
+    channels: tuple[int, ...] = (32, 64)  # conv widths (ignored when mlp=True)
     mlp: bool = False  # the classic fully connected VAE (784-400-20 with latent_dim=20)
     hidden_dim: int = 400  # width of the MLP's hidden layer (only when mlp=True)
 

@@ -21,7 +21,7 @@ from aecourse.data import check_images
 class VQVAEConfig:
     in_channels: int = 1  # 1 for Fashion-MNIST and MNIST, 3 for CIFAR-10
     image_size: int = 28  # side of the square input image
-    channels: tuple[int, ...] = (64, 128)  # one strided conv per entry: 28 -> 14 -> 7
+    channels: tuple[int, ...] = (32, 64)  # one strided conv per entry: 28 -> 14 -> 7
     num_res_blocks: int = 2  # residual blocks on each side of the bottleneck
     embedding_dim: int = 64  # D, the size of each codebook vector
     codebook_size: int = 512  # K, the number of codes
@@ -205,7 +205,7 @@ class VQVAE(nn.Module):
             raise ValueError(
                 f"image_size {config.image_size} must be divisible by 2**len(channels) for channels {widths}"
             )
-        top, hidden = widths[-1], max(widths[-1] // 4, 1)
+        top, hidden = widths[-1], max(widths[-1] // 2, 1)
 
         down: list[nn.Module] = []
         c_in = config.in_channels
