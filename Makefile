@@ -1,0 +1,116 @@
+# aecourse: set-up, book, tests.
+#
+#   make book           set up (see `bootstrap`), then build the book into _build/html
+#   make test           set up, then unit tests, nbval over notebooks/, the book, a browser check
+#   make book-student   the book without exercise solutions, into _build/student/html
+#   make train MODEL=ae retrain one model (python -m aecourse.train MODEL $(ARGS))
+#   make evaluate       the metrics table (python -m aecourse.evaluate)
+#   make clean          remove _build (the book, the execution cache, screenshots)
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The venv is (re)installed when requirements.txt or pyproject.toml is newer than this stamp.
+VENV_STAMP := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX_JS := .mathjax/static/mathjax/tex-mml-chtml.js
+BOOK_FLAGS := -W -n --keep-going
+MODEL ?= ae
+ARGS ?=
+
+.PHONY: help bootstrap system book book-student test test-unit test-notebooks test-site train evaluate clean
+
+help:
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+
+## Set-up ---------------------------------------------------------------------------------
+
+# Debian packages (Fashion-MNIST data, Chromium for the browser check, npm for MathJax),
+# installed when missing and the machine allows it; then the venv and MathJax.
+bootstrap: system $(VENV_STAMP) $(MATHJAX_JS)
+
+system:
+	@bash scripts/bootstrap_system.sh $(if $(filter test,$(MAKECMDGOALS)),--browser)
+
+$(VENV_STAMP): requirements.txt pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	  echo "bootstrap: creating $(VENV) with $$($(PYTHON) --version)"; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) scripts/check_env.py
+	@touch $@
+
+$(MATHJAX_JS):
+	@command -v npm >/dev/null || { echo "bootstrap: npm is needed to install MathJax (Debian: apt-get install npm)" >&2; exit 1; }
+	npm install --prefix .mathjax --no-audit --no-fund --loglevel=error mathjax@$(MATHJAX_VERSION)
+	@# Keep what the CHTML renderer loads: the combined component, its extensions and fonts.
+	rm -rf .mathjax/static && mkdir -p .mathjax/static/mathjax/output
+	cd .mathjax/node_modules/mathjax/es5 && cp -r tex-mml-chtml.js input ui a11y adaptors sre \
+	  $(CURDIR)/.mathjax/static/mathjax/ && cp -r output/chtml output/chtml.js $(CURDIR)/.mathjax/static/mathjax/output/
+	cp .mathjax/node_modules/mathjax/LICENSE .mathjax/static/mathjax/
+
+## Book -----------------------------------------------------------------------------------
+
+# _build/html is written afresh each time (no page of an older build survives in it);
+# the Sphinx environment and the notebook execution cache in _build/ are kept.
+BUILD_BOOK = rm -rf _build/html && $(VENV)/bin/jupyter-book build . --path-output . $(BOOK_FLAGS)
+
+# Executed notebooks are cached by their code alone. A change to the package (code or
+# weights) or to the pinned environment clears the cache, so no page shows stale results.
+EXEC_STAMP := _build/.jupyter_cache.stamp
+PACKAGE_FILES := $(shell find aecourse -type f \( -name '*.py' -o -name '*.json' -o -name '*.safetensors' \) 2>/dev/null)
+
+$(EXEC_STAMP): $(PACKAGE_FILES) requirements.txt
+	rm -rf _build/.jupyter_cache
+	@mkdir -p _build && touch $@
+
+book: bootstrap $(EXEC_STAMP)
+	$(BUILD_BOOK)
+
+book-student: bootstrap $(EXEC_STAMP)
+	$(PY) scripts/build_student.py
+
+## Tests ----------------------------------------------------------------------------------
+
+# Unit tests of the package; the browser check in tests/site runs after the book is built.
+RUN_UNIT_TESTS = $(PY) -m pytest tests --ignore=tests/site
+# nbval over every notebook (stored without outputs, so --nbval-lax: every cell must run
+# without error, outputs are compared only where a cell asks with `# NBVAL_CHECK_OUTPUT`).
+# pytest's exit 5 (nothing collected) is not a failure.
+RUN_NOTEBOOKS = if compgen -G "notebooks/*.ipynb" >/dev/null; then \
+	  $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 notebooks/ || [ $$? -eq 5 ]; \
+	else echo "no notebooks in notebooks/ yet: nbval skipped"; fi
+# The built site in headless Chromium, plus checks of the published book's sources.
+RUN_SITE_TESTS = AECOURSE_SITE_DIR=_build/html $(PY) -m pytest tests/site
+
+test: bootstrap $(EXEC_STAMP)
+	$(RUN_UNIT_TESTS)
+	$(RUN_NOTEBOOKS)
+	$(BUILD_BOOK)
+	$(RUN_SITE_TESTS)
+
+# The steps of `make test` one at a time (they assume the set-up is done).
+test-unit:
+	$(RUN_UNIT_TESTS)
+test-notebooks:
+	$(RUN_NOTEBOOKS)
+test-site:
+	$(RUN_SITE_TESTS)
+
+## Models ---------------------------------------------------------------------------------
+
+train: bootstrap
+	$(PY) -m aecourse.train $(MODEL) $(ARGS)
+
+evaluate: bootstrap
+	$(PY) -m aecourse.evaluate $(ARGS)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,118 @@
+"""Training speed: the course's training loop against the bare step it wraps.
+
+    python -m aecourse.bench                         # every recipe, on the fastest device
+    python -m aecourse.bench --models vae,vqvae --batches 50 --device cuda
+
+For each recipe of `aecourse.recipes` (the prior on random code grids) this prints the
+images per second of `aecourse.train.fit` (two epochs over a subset of the real training
+images; the first warms up, the second is timed) next to those of a bare loop of forward,
+backward and AdamW step over the same batches already on the device, the most any loop can
+reach. Their ratio is the loop's efficiency (1.0: it costs nothing). A benchmark, not a test:
+nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+
+import torch
+from torch import Tensor
+
+from aecourse.data import Batches, load
+from aecourse.recipes import RECIPES, Recipe
+from aecourse.train import TrainConfig, default_device, fit
+
+SEED = 0  # model initialisation, random code grids, loss noise
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of the device, e.g. 'NVIDIA H100 80GB HBM3' or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or device.type
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that the clock reads finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def training_data(recipe: Recipe, n: int) -> tuple[Tensor, ...]:
+    """n training examples for the recipe: real images and labels, or random code grids for a prior."""
+    if recipe.codes_from is not None:
+        k, g = recipe.config.codebook_size, recipe.config.grid
+        return (torch.randint(k, (n, g, g), generator=torch.Generator().manual_seed(SEED)),)  # (n, g, g)
+    images = load(recipe.data, "train").subset(n)
+    return images.x, images.y  # (n, C, H, W), (n,)
+
+
+def fit_throughput(recipe: Recipe, data: tuple[Tensor, ...], device: torch.device) -> float:
+    """Images per second of `fit`'s second epoch over data (the first one warms up)."""
+    torch.manual_seed(SEED)
+    config = TrainConfig(epochs=2, batch_size=recipe.batch_size, lr=recipe.lr, seed=SEED)
+    history = fit(recipe.model(), recipe.loss, data, config, device=device, progress=False)
+    return history[-1]["images_per_second"]
+
+
+def plain_throughput(recipe: Recipe, data: tuple[Tensor, ...], device: torch.device) -> float:
+    """Images per second of forward + backward + AdamW step over data's batches, already on
+    the device, with fit's precision (bf16 autocast on CUDA); one warm-up step first."""
+    torch.manual_seed(SEED)
+    model = recipe.model().to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
+    generator = torch.Generator(device).manual_seed(SEED)
+    batches = list(Batches(*(t.to(device) for t in data), batch_size=recipe.batch_size, shuffle=False))
+    amp = TrainConfig().amp and device.type == "cuda"
+
+    def step(batch: tuple[Tensor, ...]) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = recipe.loss(model, batch, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+
+    step(batches[0])  # warm-up: allocations, kernel selection
+    _sync(device)
+    start = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    _sync(device)
+    return len(data[0]) / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
+    """Print the table; return name -> (fit images/s, plain images/s)."""
+    parser = argparse.ArgumentParser(prog="python -m aecourse.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", help=f"comma-separated recipes (default: all of {', '.join(RECIPES)})")
+    parser.add_argument("--batches", type=int, default=10, help="batches per epoch (default: 10)")
+    parser.add_argument("--device", help="default: the fastest available")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    names = args.models.split(",") if args.models else list(RECIPES)
+    unknown = [name for name in names if name not in RECIPES]
+    if unknown or args.batches < 1:
+        parser.error(f"expected recipes among {list(RECIPES)} and --batches >= 1, got {unknown or args.batches}")
+    device = torch.device(args.device) if args.device else default_device()
+
+    print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads")
+    print(f"{args.batches} batches per epoch; fit: 2 epochs, the second timed; "
+          "plain: 1 warm-up step, then the same batches\n")
+    header = f"{'model':<11} {'batch':>5} {'fit img/s':>10} {'plain img/s':>12} {'ratio':>6}"
+    print(header + "\n" + "-" * len(header))
+    figures = {}
+    for name in names:
+        recipe = RECIPES[name]
+        data = training_data(recipe, args.batches * recipe.batch_size)
+        fit_ips, plain_ips = fit_throughput(recipe, data, device), plain_throughput(recipe, data, device)
+        figures[name] = fit_ips, plain_ips
+        ratio = fit_ips / plain_ips
+        print(f"{name:<11} {recipe.batch_size:>5} {fit_ips:>10.0f} {plain_ips:>12.0f} {ratio:>6.2f}", flush=True)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

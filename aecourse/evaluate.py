@@ -1,0 +1,388 @@
+"""The course's benchmark: every shipped model on the test split, with its baselines.
+
+    python -m aecourse.evaluate                  # the full protocol, all 10,000 test images
+    python -m aecourse.evaluate --quick          # a 1,000-image subset and reduced costs
+    python -m aecourse.evaluate --json           # one JSON object: model -> metric -> value
+    python -m aecourse.evaluate --write-cards    # full run, metrics into each model card
+
+The protocol is the one of the course's design notes: reconstruction PSNR; denoising PSNR at
+Gaussian sigma 0.5 and 50 % masking; importance-weighted NLL (k = 1000, Burda et al. 2015) on
+the dynamically binarised test set; codebook usage and perplexity; the Frechet distance of
+samples in the shipped classifier's feature space. Baselines run in the same pass: PCA at
+the same latent size, the noisy input itself, the MLP VAE, and two halves of the test set.
+Each family has a function the notebooks can call, e.g. ``reconstruction_psnr(model, x)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from aecourse import metrics
+from aecourse.data import ImageData, binarize, load
+from aecourse.losses import elbo, gaussian_kl
+from aecourse.models import AE, DAE, VAE, VQVAE, Classifier, Prior, gaussian_noise, mask_pixels
+from aecourse.models.pca import pca_reconstruct, principal_angle_degrees
+from aecourse.pretrained import WEIGHTS_DIR, list_pretrained, load_card, load_pretrained, update_card
+from aecourse.train import default_device
+
+SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "vae", "vae-2d", "vae-mlp", "vqvae", "prior", "classifier")
+NOISE_SEED = 0  # seeds the corruption of the denoising rows
+BINARIZE_SEED = 1  # seeds the dynamic binarisation of the likelihood rows
+SAMPLE_SEED = 2  # seeds importance samples and generated images
+SIGMA = 0.5  # Gaussian noise level of the denoising rows
+MASK = 0.5  # fraction of pixels zeroed in the denoising rows
+PCA_DENOISE_DIM = 64  # latent size of the PCA projection baseline for denoising
+BATCH = 1000  # images per forward pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    images: int | None = None  # test images evaluated, the first n (None: all)
+    k: int = 1000  # importance samples per image of the NLL bound
+    nll_images: int | None = None  # images of the NLL, ELBO and KL rows, the first n (None: all evaluated)
+    samples: int = 10_000  # generated images per Frechet distance
+
+
+FULL = Settings()
+QUICK = Settings(images=1000, nll_images=50, samples=500)  # about 40 s on 2 CPU cores
+
+
+# --- one function per model family; x is (N, C, H, W) in [0, 1] -------------------------
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, x: Tensor, batch_size: int = BATCH) -> Tensor:
+    """Reconstructions (N, C, H, W) of x: an AE's x_hat, a VAE's mean sigmoid(decode(mu)),
+    a VQ-VAE's decoded codes. Computed in batches on the model's device."""
+    def one(xb: Tensor) -> Tensor:
+        if isinstance(model, VAE):
+            return torch.sigmoid(model.decode(model.encode(xb)[0]))
+        if isinstance(model, VQVAE):
+            return model.decode_indices(model.encode(xb))
+        return model(xb).x_hat
+    return torch.cat([one(xb.to(_device(model))) for xb in x.split(batch_size)])
+
+
+def reconstruction_psnr(model: nn.Module, x: Tensor) -> float:
+    """PSNR in dB of the model's reconstructions of x against x."""
+    return metrics.psnr(reconstruct(model, x), x.to(_device(model)))
+
+
+def fit_pca(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean (P,) and all principal directions (P, P), largest variance first, of images x
+    (N, C, H, W): the eigenvectors of the float64 covariance (seconds for 60,000 x 784).
+    ``directions[:k]`` is the PCA-k subspace of aecourse.models.pca."""
+    flat = x.reshape(len(x), -1).double()
+    mean = flat.mean(0)  # (P,)
+    centred = flat - mean  # (N, P)
+    _, vectors = torch.linalg.eigh(centred.T @ centred / (len(x) - 1))  # ascending eigenvalues
+    return mean.float(), vectors.flip(1).T.contiguous().float()  # (P,), (P, P)
+
+
+def linear_ae_angle(model: AE, directions: Tensor) -> float:
+    """Largest principal angle (degrees) between a linear AE's decoder column space and
+    the PCA subspace of the same size (Baldi & Hornik 1989: 0 at the optimum)."""
+    weight = model.decoder[0].weight  # (P, latent_dim)
+    return principal_angle_degrees(weight.T.cpu(), directions[: weight.shape[1]].cpu())
+
+
+def corrupt_test(x: Tensor, seed: int = NOISE_SEED) -> dict[str, Tensor]:
+    """The two test corruptions of x, drawn on the CPU so that every device sees the same noise."""
+    generator = torch.Generator().manual_seed(seed)
+    x_cpu = x.cpu()
+    gauss = gaussian_noise(x_cpu, SIGMA, generator)
+    masked = mask_pixels(x_cpu, MASK, generator)
+    return {f"gauss{SIGMA}": gauss.to(x.device), f"mask{MASK}": masked.to(x.device)}
+
+
+def denoising_psnr(denoise: Callable[[Tensor], Tensor], x: Tensor, noisy: dict[str, Tensor]) -> dict[str, float]:
+    """PSNR of denoise(noisy image) against the clean x, per corruption of `corrupt_test`."""
+    return {f"{kind}_psnr_db": metrics.psnr(denoise(x_noisy), x) for kind, x_noisy in noisy.items()}
+
+
+@torch.no_grad()
+def likelihood_metrics(vae: VAE, x_binary: Tensor, k: int = 1000, seed: int = SAMPLE_SEED) -> dict[str, float]:
+    """Importance-weighted NLL bound (k samples), -ELBO and KL, nats per binary image (means)."""
+    device = _device(vae)
+    x_binary = x_binary.to(device)
+    generator = torch.Generator(device).manual_seed(seed)
+    pairs = 50_000 if device.type == "cuda" else 2_000  # (sample, image) pairs per decoder pass
+    nll = metrics.iw_nll(vae, x_binary, k=k, batch_size=pairs, generator=generator)
+    outs = [vae(xb, generator) for xb in x_binary.split(BATCH)]
+    neg_elbo = torch.cat([-elbo(out, xb) for out, xb in zip(outs, x_binary.split(BATCH))])
+    kl = torch.cat([gaussian_kl(out.mu, out.logvar) for out in outs])
+    return {"nll_nats": nll.mean().item(), "elbo_nats": neg_elbo.mean().item(), "kl_nats": kl.mean().item()}
+
+
+@torch.no_grad()
+def vq_metrics(vqvae: VQVAE, x: Tensor) -> dict[str, float]:
+    """Reconstruction PSNR, fraction of the codebook used on x, perplexity of the code histogram."""
+    indices = torch.cat([vqvae.encode(xb.to(_device(vqvae))) for xb in x.split(BATCH)])  # (N, h, w)
+    x_hat = torch.cat([vqvae.decode_indices(i) for i in indices.split(BATCH)])
+    usage, perplexity = metrics.codebook_usage(indices, vqvae.config.codebook_size)
+    return {"psnr_db": metrics.psnr(x_hat, x.to(x_hat.device)), "codebook_usage": usage, "perplexity": perplexity}
+
+
+@torch.no_grad()
+def code_nll(prior: Prior, vqvae: VQVAE, x: Tensor) -> dict[str, float]:
+    """The prior's NLL of x's code grids: nats per grid and bits per code."""
+    indices = torch.cat([vqvae.encode(xb.to(_device(vqvae))) for xb in x.split(BATCH)])  # (N, h, w)
+    nll = -torch.cat([prior.log_prob(i.to(_device(prior))) for i in indices.split(BATCH)]).mean().item()
+    return {"code_nll_nats": nll, "bits_per_code": nll / indices[0].numel() / math.log(2)}
+
+
+@torch.no_grad()
+def generate(model: nn.Module, n: int, seed: int = SAMPLE_SEED, vqvae: VQVAE | None = None) -> Tensor:
+    """n images (n, C, H, W) from a VAE, or from a prior decoded by `vqvae`; one batch of n, on the device."""
+    generator = torch.Generator(_device(model)).manual_seed(seed)
+    if isinstance(model, Prior):
+        indices = model.sample(n, generator)  # (n, h, w)
+        return torch.cat([vqvae.decode_indices(i.to(_device(vqvae))) for i in indices.split(BATCH)])
+    return model.sample(n, generator)
+
+
+def sample_fid(classifier: Classifier, images: Tensor, reference: Tensor) -> float:
+    """Frechet distance between the classifier features of images and reference features (N, F)."""
+    return metrics.frechet_distance(metrics.classifier_features(classifier, images, BATCH), reference)
+
+
+@torch.no_grad()
+def accuracy(classifier: Classifier, data: ImageData) -> float:
+    """Fraction of the images classified as their labels."""
+    logits = torch.cat([classifier(xb.to(_device(classifier))) for xb in data.x.split(BATCH)])
+    return (logits.argmax(1).cpu() == data.y.cpu()).double().mean().item()
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+class Skip(Exception):
+    """A model that cannot be evaluated here (no weights, a missing dependency)."""
+
+
+class _Run:
+    """Loaded models, test data and PCA fits, each made once per evaluation."""
+
+    def __init__(self, weights_dir: Path, device: torch.device, settings: Settings) -> None:
+        self.weights_dir, self.device, self.settings = weights_dir, device, settings
+        self.available = set(list_pretrained(weights_dir))
+        self.notes: list[str] = []
+        self._cache: dict[Any, Any] = {}
+
+    def _cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def model(self, name: str, needed_by: str | None = None) -> nn.Module:
+        if name not in self.available:
+            raise Skip(f"no weights in {self.weights_dir}" + (f" for {name}, which it needs" if needed_by else ""))
+        return self._cached(name, lambda: load_pretrained(name, weights_dir=self.weights_dir, device=self.device))
+
+    def dataset(self, name: str) -> str:
+        return load_card(name, weights_dir=self.weights_dir).get("data", "fashion-mnist")
+
+    def test(self, dataset: str) -> ImageData:
+        def make() -> ImageData:
+            data = load(dataset, "test")
+            return (data.subset(self.settings.images) if self.settings.images else data).to(self.device)
+        return self._cached(("test", dataset), make)
+
+    def pca(self, dataset: str) -> tuple[Tensor, Tensor]:
+        def make() -> tuple[Tensor, Tensor]:  # fitted on the training split
+            mean, directions = fit_pca(load(dataset, "train").x)
+            return mean.to(self.device), directions.to(self.device)
+        return self._cached(("pca", dataset), make)
+
+    def features(self, dataset: str) -> Tensor | None:
+        """Classifier features (N, F) of the test images, or None (and a note) without a classifier."""
+        if "classifier" not in self.available or self.dataset("classifier") != dataset:
+            self.notes.append(f"no fid on {dataset}: no shipped classifier trained on it")
+            return None
+        classifier, x = self.model("classifier"), self.test(dataset).x
+        return self._cached(("features", dataset), lambda: metrics.classifier_features(classifier, x, BATCH))
+
+    def fid(self, model: nn.Module, dataset: str, vqvae: VQVAE | None = None) -> dict[str, float]:
+        """{"fid": ...} of `settings.samples` samples against the test images, or {} without a classifier."""
+        reference = self.features(dataset)
+        if reference is None:
+            return {}
+        images = generate(model, self.settings.samples, vqvae=vqvae)  # (samples, C, H, W)
+        return {"fid": sample_fid(self.model("classifier"), images, reference)}
+
+
+# Each family's rows: the model's own row first, then its baselines.
+Rows = dict[str, dict[str, float]]
+
+
+def _ae_rows(run: _Run, name: str, model: AE, dataset: str) -> Rows:
+    mean, directions = run.pca(dataset)
+    d, x = model.config.latent_dim, run.test(dataset).x
+    row = {"psnr_db": reconstruction_psnr(model, x)}
+    if model.config.linear:
+        row[f"angle_to_pca{d}_deg"] = linear_ae_angle(model, directions)
+    return {name: row, f"pca-{d}": {"psnr_db": metrics.psnr(pca_reconstruct(x, mean, directions[:d]), x)}}
+
+
+def _dae_rows(run: _Run, name: str, model: DAE, dataset: str) -> Rows:
+    x = run.test(dataset).x
+    noisy = corrupt_test(x)
+    mean, directions = run.pca(dataset)
+    rows = {name: denoising_psnr(lambda xn: reconstruct(model, xn), x, noisy),
+            "noisy-input": denoising_psnr(lambda xn: xn, x, noisy),
+            f"pca-{PCA_DENOISE_DIM}": denoising_psnr(
+                lambda xn: pca_reconstruct(xn, mean, directions[:PCA_DENOISE_DIM]), x, noisy)}
+    if "ae" in run.available and run.dataset("ae") == dataset:  # what denoising training buys
+        rows["ae-on-noisy"] = denoising_psnr(lambda xn: reconstruct(run.model("ae"), xn), x, noisy)
+    return rows
+
+
+def _vae_rows(run: _Run, name: str, model: VAE, dataset: str) -> Rows:
+    x = run.test(dataset).x
+    generator = torch.Generator().manual_seed(BINARIZE_SEED)  # on the CPU: the same bits on every device
+    x_binary = binarize(x.cpu(), generator)[: run.settings.nll_images]
+    row = likelihood_metrics(model, x_binary, run.settings.k)
+    return {name: {**row, "psnr_db": reconstruction_psnr(model, x), **run.fid(model, dataset)}}
+
+
+def _prior_rows(run: _Run, name: str, model: Prior, dataset: str) -> Rows:
+    vqvae = run.model("vqvae", needed_by=name)
+    if run.dataset("vqvae") != dataset:
+        raise Skip(f"it models {dataset} codes but vqvae was trained on {run.dataset('vqvae')}")
+    rows = {name: {**code_nll(model, vqvae, run.test(dataset).x), **run.fid(model, dataset, vqvae)}}
+    reference = run.features(dataset)
+    if reference is not None:  # the floor: one half of the test set against the other
+        half = len(reference) // 2
+        rows["test-half"] = {"fid": metrics.frechet_distance(reference[:half], reference[half:])}
+    return rows
+
+
+_FAMILIES = (  # the first class that matches decides (a DAE is also an AE)
+    (DAE, _dae_rows),
+    (AE, _ae_rows),
+    (VAE, _vae_rows),
+    (VQVAE, lambda run, name, model, dataset: {name: vq_metrics(model, run.test(dataset).x)}),
+    (Prior, _prior_rows),
+    (Classifier, lambda run, name, model, dataset: {name: {"accuracy": accuracy(model, run.test(dataset))}}),
+)
+
+
+def _rows(run: _Run, name: str) -> Rows:
+    model = run.model(name)
+    for cls, rows in _FAMILIES:
+        if isinstance(model, cls):
+            return rows(run, name, model, run.dataset(name))
+    raise Skip(f"no evaluation for a {type(model).__name__}")
+
+
+@dataclass
+class Evaluation:
+    results: dict[str, dict[str, float]]  # row (model or baseline) -> metric -> value, in table order
+    baselines: dict[str, list[str]]  # model -> the baseline rows evaluated with it
+    skipped: dict[str, str]  # model -> why it was not evaluated
+    notes: list[str]  # anything else the footer should say
+
+
+def evaluate(names: list[str] | None = None, *, weights_dir: str | Path | None = None,
+             device: str | torch.device | None = None, settings: Settings = FULL) -> Evaluation:
+    """Evaluate the shipped models `names` (default: all) with their baselines, on `device`
+    (default: the fastest here)."""
+    device = torch.device(device) if device is not None else default_device()
+    run = _Run(Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR, device, settings)
+    if names is None:
+        names = [*SHIPPED, *sorted(run.available - set(SHIPPED))]
+    out = Evaluation({}, {}, {}, [])
+    for name in names:
+        try:
+            with torch.no_grad():
+                rows = _rows(run, name)
+        except Skip as reason:
+            out.skipped[name] = str(reason)
+            continue
+        out.results.update(rows)
+        out.baselines[name] = [row for row in rows if row != name]
+    out.notes = sorted(set(run.notes))
+    return out
+
+
+def _round(value: float) -> float:
+    return round(value, 2) if abs(value) >= 1 or not math.isfinite(value) else round(value, 4)
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """One aligned table: model | metric | value, grouped by model."""
+    lines = [("model", "metric", "value")]
+    for model, row in results.items():
+        lines += [(model if i == 0 else "", metric, f"{_round(v):g}") for i, (metric, v) in enumerate(row.items())]
+    widths = [max(len(line[c]) for line in lines) for c in range(3)]
+    rule = ("-" * widths[0], "-" * widths[1], "-" * widths[2])
+    rows = [lines[0], rule, *lines[1:]]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows)
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    parser = argparse.ArgumentParser(prog="python -m aecourse.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="first 1,000 test images and reduced costs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object: model -> metric -> value")
+    parser.add_argument("--write-cards", action="store_true", help="write each model's metrics into its card")
+    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="default: the package's weights")
+    parser.add_argument("--device", help="default: the fastest available")
+    parser.add_argument("--models", help="comma-separated names (default: every shipped model)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.write_cards and args.quick:
+        parser.error("--write-cards needs the full protocol; run it without --quick")
+    device = torch.device(args.device) if args.device else default_device()
+    settings = QUICK if args.quick else FULL
+    names = args.models.split(",") if args.models else None
+    start = time.perf_counter()
+    evaluation = evaluate(names, weights_dir=args.weights_dir, device=device, settings=settings)
+    seconds = time.perf_counter() - start
+    rounded = {row: {metric: _round(v) for metric, v in values.items()} for row, values in evaluation.results.items()}
+    footer = [f"skipped {name}: {reason}" for name, reason in evaluation.skipped.items()] + evaluation.notes
+    if args.quick:
+        footer.append(f"quick: the first {settings.images} test images; NLL, ELBO and KL on the first "
+                      f"{settings.nll_images} (k={settings.k}); FID of {settings.samples} samples (full run: "
+                      f"all images, k={FULL.k}, {FULL.samples} samples)")
+    footer.append(f"{seconds:.1f} s on {device}")
+    if args.json:
+        print(json.dumps(rounded, indent=2))
+        print("\n".join(footer), file=sys.stderr)
+    else:
+        print(format_table(evaluation.results) + "\n\n" + "\n".join(footer))
+    if args.write_cards:
+        write_cards(evaluation, args.weights_dir, settings, device)
+    return rounded
+
+
+def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, device: torch.device) -> None:
+    """Each model's card: test_metrics = its own row; `evaluation` = the settings and its baselines."""
+    rounded = {row: {m: _round(v) for m, v in values.items()} for row, values in evaluation.results.items()}
+    for name, baseline_rows in evaluation.baselines.items():
+        baselines = {row: rounded[row] for row in baseline_rows}
+        protocol = {key: "all" if value is None else value for key, value in asdict(settings).items()}
+        update_card(name, weights_dir, test_metrics=rounded[name], evaluation={
+            "split": "test", **protocol, "sigma": SIGMA, "mask": MASK, "device": str(device),
+            "seeds": {"noise": NOISE_SEED, "binarize": BINARIZE_SEED, "sample": SAMPLE_SEED},
+            "baselines": baselines, "command": "python -m aecourse.evaluate --write-cards",
+            "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Sphinx additions local to the aecourse book (loaded through _config.yml's local_extensions).
+
+1. A bibliography style, `authoryear`: pybtex's `plain` with labels such as
+   "Kingma and Welling 2013", so that the bibliography matches the author-year citations
+   in the text (`bibtex_reference_style: author_year`).
+
+2. Sphinx 7 writes an inline script twice when an extension adds it after the builder
+started (sphinx-doc/sphinx#13402, fixed in Sphinx 8.2): sphinx-thebe's
+`const THEBE_JS_URL = ...` then appears twice on every page, and the second copy is a
+JavaScript error ("Identifier 'THEBE_JS_URL' has already been declared").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from pybtex.plugin import register_plugin
+from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
+
+
+class AuthorYearLabels(BaseLabelStyle):
+    """Labels "Surname YEAR", "A and B YEAR" or "A et al. YEAR"; a, b... tell equal ones apart."""
+
+    def format_labels(self, sorted_entries: list) -> Iterator[str]:
+        labels = [self._label(entry) for entry in sorted_entries]
+        repeated, seen = Counter(labels), Counter()
+        for label in labels:
+            if repeated[label] > 1:
+                seen[label] += 1
+                label += "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1]
+            yield label
+
+    @staticmethod
+    def _label(entry: Any) -> str:
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [" ".join(p.prelast_names + p.last_names).replace("{", "").replace("}", "") for p in people]
+        if len(names) > 2:
+            who = f"{names[0]} et al."
+        else:
+            who = " and ".join(names) or entry.key
+        return f"{who} {entry.fields.get('year', '')}".strip()
+
+
+class AuthorYearStyle(PlainStyle):
+    default_label_style = AuthorYearLabels
+
+
+register_plugin("pybtex.style.formatting", "authoryear", AuthorYearStyle)
+
+
+def drop_duplicate_scripts(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Keep the first of several identical <script> entries of a page."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for script in scripts:
+        attributes = getattr(script, "attributes", {})
+        key = (str(getattr(script, "filename", script) or ""), repr(sorted(attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,213 @@
+"""Tests of aecourse.evaluate: each metric function against an independent reference, and the
+command line on tiny random models (real Fashion-MNIST test images, so the baselines are real)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+
+import pytest
+import torch
+
+from aecourse import evaluate
+from aecourse.data import ImageData, load
+from aecourse.metrics import classifier_features
+from aecourse.models import (
+    AE, DAE, VAE, VQVAE, AEConfig, Classifier, ClassifierConfig, DAEConfig, Prior, PriorConfig,
+    VAEConfig, VQVAEConfig,
+)
+from aecourse.models.pca import pca, pca_reconstruct
+from aecourse.pretrained import load_card, load_pretrained, save_pretrained
+
+TINY = {  # every shipped name, as a small random model
+    "ae": lambda: AE(AEConfig(latent_dim=16, channels=(4, 8))),
+    "ae-2d": lambda: AE(AEConfig(latent_dim=2, channels=(4, 8))),
+    "ae-linear": lambda: AE(AEConfig(latent_dim=16, linear=True)),
+    "dae": lambda: DAE(DAEConfig(latent_dim=16, channels=(4, 8))),
+    "vae": lambda: VAE(VAEConfig(latent_dim=4, channels=(4, 8))),
+    "vae-2d": lambda: VAE(VAEConfig(latent_dim=2, channels=(4, 8))),
+    "vae-mlp": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=16)),
+    "vqvae": lambda: VQVAE(VQVAEConfig(channels=(4, 8), num_res_blocks=0, embedding_dim=4, codebook_size=8)),
+    "prior": lambda: Prior(PriorConfig(codebook_size=8, grid=7, channels=4, num_layers=1)),
+    "classifier": lambda: Classifier(ClassifierConfig(channels=(4, 8), feature_dim=8)),
+}
+
+
+def save_tiny(directory, names, data="fashion-mnist"):
+    torch.manual_seed(0)
+    for name in names:
+        save_pretrained(TINY[name](), name, directory, data=data, epochs=0)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("weights"), TINY)
+
+
+@pytest.fixture(scope="module")
+def quick(weights_dir):
+    """`--quick --json` over all the tiny models: (parsed stdout, returned dict)."""
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+        returned = evaluate.main(["--quick", "--json", "--weights-dir", str(weights_dir), "--device", "cpu"])
+    return json.loads(stdout.getvalue()), returned
+
+
+@pytest.fixture(scope="module")
+def test_x():
+    return load("fashion-mnist", "test").x[:500]  # (500, 1, 28, 28)
+
+
+def test_quick_json_has_every_model_and_baseline(quick):
+    printed, returned = quick
+    assert printed == returned
+    assert list(printed) == [
+        "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "ae-on-noisy",
+        "vae", "vae-2d", "vae-mlp", "vqvae", "prior", "test-half", "classifier",
+    ]
+    for name in ("vae", "vae-2d", "vae-mlp"):
+        assert set(printed[name]) == {"nll_nats", "elbo_nats", "kl_nats", "psnr_db", "fid"}
+    assert set(printed["prior"]) == {"code_nll_nats", "bits_per_code", "fid"}
+    assert set(printed["dae"]) == {"gauss0.5_psnr_db", "mask0.5_psnr_db"}
+    for row in printed.values():
+        assert row and all(isinstance(v, float) and math.isfinite(v) for v in row.values())
+
+
+def test_quick_baselines_match_the_issue_figures(quick):
+    printed, _ = quick
+    # the issue's figures on the full test split; the first 1,000 images are within 0.3 dB
+    assert printed["noisy-input"]["gauss0.5_psnr_db"] == pytest.approx(9.3, abs=0.3)
+    assert printed["pca-16"]["psnr_db"] == pytest.approx(17.0, abs=0.3)
+    assert printed["pca-64"]["gauss0.5_psnr_db"] == pytest.approx(14.3, abs=0.3)
+    assert printed["pca-2"]["psnr_db"] < printed["pca-16"]["psnr_db"]
+    # zeroing half the pixels leaves an error of half the image's energy: PSNR = -10 log10(E[x^2] / 2)
+    x = load("fashion-mnist", "test").x[:1000]
+    expected = -10 * math.log10(x.double().pow(2).mean().item() / 2)
+    assert printed["noisy-input"]["mask0.5_psnr_db"] == pytest.approx(expected, abs=0.1)
+
+
+def test_quick_sane_ranges(quick):
+    printed, _ = quick
+    assert 0 < printed["vqvae"]["codebook_usage"] <= 1
+    assert 1 <= printed["vqvae"]["perplexity"] <= 8  # the tiny codebook has 8 codes
+    assert 0 <= printed["classifier"]["accuracy"] <= 1
+    assert printed["test-half"]["fid"] >= 0
+    for name in ("vae", "vae-2d", "vae-mlp"):
+        row = printed[name]
+        assert row["kl_nats"] >= 0 and row["nll_nats"] > 0 and row["fid"] >= 0
+        assert row["nll_nats"] <= row["elbo_nats"] + 1.0  # the k=1000 bound is the tighter one
+    bits = printed["prior"]["code_nll_nats"] / 49 / math.log(2)
+    assert printed["prior"]["bits_per_code"] == pytest.approx(bits, rel=1e-2)
+
+
+def test_write_cards_is_refused_with_quick(weights_dir, capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--quick", "--write-cards", "--weights-dir", str(weights_dir)])
+    assert "--write-cards" in capsys.readouterr().err
+
+
+def test_table_is_aligned_and_grouped():
+    results = {"ae": {"psnr_db": 21.234567}, "vqvae": {"psnr_db": 26.0, "perplexity": 300.123}}
+    table = evaluate.format_table(results)
+    lines = table.splitlines()
+    assert lines[0].split() == ["model", "metric", "value"]
+    assert len({len(line) for line in lines}) == 1  # values right-aligned to one column
+    assert [line.split()[0] for line in lines[2:]] == ["ae", "vqvae", "perplexity"]  # name once per group
+    assert "21.23" in table and "300.12" in table
+
+
+def test_identity_reconstruction_psnr_is_high(test_x):
+    model = AE(AEConfig(latent_dim=784, linear=True)).eval()
+    with torch.no_grad():
+        for layer in (model.encoder[1], model.decoder[0]):
+            layer.weight.copy_(torch.eye(784))
+            layer.bias.zero_()
+    assert evaluate.reconstruction_psnr(model, test_x) > 60
+
+
+def test_pca_and_a_pca_initialised_linear_ae_agree(test_x):
+    train = load("fashion-mnist", "train").x[:3000]
+    mean, directions = evaluate.fit_pca(train)
+    ref_mean, ref_directions, _ = pca(train, 16)  # the SVD route, an independent reference
+    torch.testing.assert_close(mean, ref_mean, atol=1e-5, rtol=0)
+    model = AE(AEConfig(latent_dim=16, linear=True)).eval()
+    assert evaluate.linear_ae_angle(model, directions) > 10  # a random decoder is far from PCA
+    with torch.no_grad():  # z = W (x - mean), x_hat = W^T z + mean: PCA as a linear AE
+        w = ref_directions  # (16, 784)
+        model.encoder[1].weight.copy_(w)
+        model.encoder[1].bias.copy_(-w @ mean)
+        model.decoder[0].weight.copy_(w.T)
+        model.decoder[0].bias.copy_(mean)
+    assert evaluate.linear_ae_angle(model, directions) < 0.1
+    mse = (pca_reconstruct(test_x, mean, directions[:16]) - test_x).pow(2).mean().item()
+    expected = 10 * math.log10(1 / mse)
+    assert evaluate.reconstruction_psnr(model, test_x) == pytest.approx(expected, abs=1e-3)
+
+
+def test_corruption_is_seeded_and_at_the_protocol_levels(test_x):
+    a, b = evaluate.corrupt_test(test_x), evaluate.corrupt_test(test_x)
+    assert list(a) == [f"gauss{evaluate.SIGMA}", f"mask{evaluate.MASK}"]
+    for kind in a:
+        assert torch.equal(a[kind], b[kind])
+    masked = a[f"mask{evaluate.MASK}"]
+    zeroed = (masked == 0) & (test_x > 0)
+    assert zeroed.sum() / (test_x > 0).sum() == pytest.approx(evaluate.MASK, abs=0.01)
+    assert evaluate.denoising_psnr(lambda x: x, test_x, {"same": test_x}) == {"same_psnr_db": math.inf}
+
+
+def test_fid_of_the_test_set_against_itself_is_zero(weights_dir, test_x):
+    classifier = load_pretrained("classifier", weights_dir=weights_dir)
+    reference = classifier_features(classifier, test_x)
+    assert evaluate.sample_fid(classifier, test_x, reference) == pytest.approx(0.0, abs=1e-6)
+    assert evaluate.sample_fid(classifier, test_x.flip(-1).roll(5, -2), reference) > 0
+
+
+def test_vq_and_prior_metrics_in_range(weights_dir, test_x):
+    vqvae = load_pretrained("vqvae", weights_dir=weights_dir)
+    row = evaluate.vq_metrics(vqvae, test_x)
+    assert 0 < row["codebook_usage"] <= 1 and 1 <= row["perplexity"] <= 8
+    prior = load_pretrained("prior", weights_dir=weights_dir)
+    images = evaluate.generate(prior, 7, vqvae=vqvae)
+    assert images.shape == (7, 1, 28, 28) and torch.equal(images, evaluate.generate(prior, 7, vqvae=vqvae))
+    nll = evaluate.code_nll(prior, vqvae, test_x[:50])
+    assert 0 < nll["code_nll_nats"] < 49 * math.log(8) * 3  # a random prior is near uniform
+
+
+def test_missing_models_are_skipped_not_fatal(tmp_path):
+    save_tiny(tmp_path, ["prior", "classifier"])
+    result = evaluate.evaluate(["ae", "prior", "classifier"], weights_dir=tmp_path,
+                               settings=evaluate.Settings(images=50, k=2, nll_images=5, samples=10))
+    assert set(result.skipped) == {"ae", "prior"}
+    assert "vqvae" in result.skipped["prior"]
+    assert list(result.results) == ["classifier"]
+
+
+def test_a_card_names_its_dataset(tmp_path, monkeypatch):
+    save_tiny(tmp_path, ["ae"], data="mnist")
+    loaded = []
+
+    def fake_load(name, split):  # no download: random images, recorded
+        loaded.append((name, split))
+        return ImageData(torch.rand(60, 1, 28, 28), torch.zeros(60, dtype=torch.long), ("a",))
+
+    monkeypatch.setattr(evaluate, "load", fake_load)
+    result = evaluate.evaluate(["ae"], weights_dir=tmp_path, settings=evaluate.Settings(images=40))
+    assert set(loaded) == {("mnist", "test"), ("mnist", "train")}
+    assert set(result.results) == {"ae", "pca-16"}
+
+
+def test_write_cards_fills_test_metrics_and_keeps_the_weights_valid(tmp_path):
+    save_tiny(tmp_path, ["ae", "classifier"])
+    results = {"ae": {"psnr_db": 21.2345}, "pca-16": {"psnr_db": 17.0}, "classifier": {"accuracy": 0.9}}
+    result = evaluate.Evaluation(results, {"ae": ["pca-16"], "classifier": []}, {}, [])
+    evaluate.write_cards(result, tmp_path, evaluate.FULL, torch.device("cpu"))
+    card = load_card("ae", weights_dir=tmp_path)
+    assert card["test_metrics"] == {"psnr_db": 21.23}
+    assert card["evaluation"]["baselines"] == {"pca-16": {"psnr_db": 17.0}}
+    assert card["evaluation"]["k"] == 1000 and card["evaluation"]["samples"] == 10_000
+    assert card["evaluation"]["images"] == "all"
+    assert load_card("classifier", weights_dir=tmp_path)["test_metrics"] == {"accuracy": 0.9}
+    load_pretrained("ae", weights_dir=tmp_path)  # the sha256 still matches

@@ -1,0 +1,465 @@
+"""Tests of aecourse.losses: each primitive against torch.distributions or a Monte Carlo
+estimate, each training objective for its terms, and a few optimiser steps that must
+lower every loss on a small real batch of Fashion-MNIST."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+from torch.distributions import Bernoulli, Normal, kl_divergence
+
+from aecourse import losses
+from aecourse.data import binarize
+from aecourse.losses import (
+    Loss,
+    ae_loss,
+    bernoulli_nll,
+    classifier_loss,
+    dae_loss,
+    elbo,
+    gaussian_kl,
+    mse,
+    prior_loss,
+    vae_loss,
+    vqvae_loss,
+)
+from aecourse.models import (
+    AE,
+    DAE,
+    VAE,
+    VQVAE,
+    AEConfig,
+    AEOutput,
+    Classifier,
+    ClassifierConfig,
+    DAEConfig,
+    Prior,
+    PriorConfig,
+    VAEConfig,
+    VAEOutput,
+    VQVAEConfig,
+)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def images(b: int = 4, c: int = 1, s: int = 28, seed: int = 0) -> torch.Tensor:
+    return torch.rand((b, c, s, s), generator=gen(seed))
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    """256 real training images and labels (the Debian IDX files, or torchvision)."""
+    from aecourse.data import load
+
+    try:
+        data = load("fashion-mnist", "train").subset(256)
+    except (FileNotFoundError, RuntimeError) as err:  # no data on this machine
+        pytest.skip(f"Fashion-MNIST not available: {err}")
+    return data.x, data.y
+
+
+# --- primitives: the closed-form KL ------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("dim", [1, 2, 16])
+def test_gaussian_kl_matches_torch_distributions(seed, dim):
+    g = gen(seed)
+    mu = 2 * torch.randn((5, dim), generator=g, dtype=torch.float64)
+    logvar = 2 * torch.randn((5, dim), generator=g, dtype=torch.float64)
+    reference = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+    kl = gaussian_kl(mu, logvar)
+    assert kl.shape == (5,)
+    torch.testing.assert_close(kl.double(), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_gaussian_kl_matches_monte_carlo():
+    """KL(q || p) = E_q[log q(z) - log p(z)], estimated with many samples; the closed form
+    must lie within a few standard errors of the estimate."""
+    mu = torch.tensor([[0.7, -1.2, 0.1], [0.0, 0.3, 2.0]], dtype=torch.float64)
+    logvar = torch.tensor([[-0.5, 0.4, 0.0], [1.0, -1.5, 0.2]], dtype=torch.float64)
+    n = 200_000
+    q = Normal(mu, (0.5 * logvar).exp())
+    torch.manual_seed(0)
+    z = q.sample((n,))  # (n, 2, 3)
+    log_ratio = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1)  # (n, 2)
+    estimate = log_ratio.mean(0)
+    standard_error = log_ratio.std(0) / math.sqrt(n)
+    kl = gaussian_kl(mu, logvar).double()
+    assert ((kl - estimate).abs() < 5 * standard_error).all(), (kl, estimate, standard_error)
+
+
+def test_gaussian_kl_is_zero_at_the_prior_and_positive_elsewhere():
+    assert torch.equal(gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)), torch.zeros(3))
+    g = gen(3)
+    mu = 3 * torch.randn((1000, 4), generator=g)
+    logvar = 3 * torch.randn((1000, 4), generator=g)
+    assert (gaussian_kl(mu, logvar) > 0).all()
+    # one coordinate away from the prior is enough to make it positive
+    assert gaussian_kl(torch.tensor([[0.0, 1e-2]]), torch.zeros(1, 2)).item() > 0
+    assert gaussian_kl(torch.zeros(1, 2), torch.tensor([[0.0, -1e-2]])).item() > 0
+
+
+def test_gaussian_kl_gradient_matches_analytic():
+    """d KL / d mu = mu and d KL / d logvar = (exp(logvar) - 1) / 2."""
+    mu = torch.randn((3, 5), generator=gen(4), dtype=torch.float64, requires_grad=True)
+    logvar = torch.randn((3, 5), generator=gen(5), dtype=torch.float64, requires_grad=True)
+    gaussian_kl(mu, logvar).sum().backward()
+    torch.testing.assert_close(mu.grad, mu.detach())
+    torch.testing.assert_close(logvar.grad, 0.5 * (logvar.detach().exp() - 1))
+
+
+# --- primitives: Bernoulli NLL, ELBO, MSE ------------------------------------------------
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_bernoulli_nll_matches_torch_distributions(binary):
+    g = gen(6)
+    logits = 4 * torch.randn((3, 1, 5, 5), generator=g)
+    x = torch.rand((3, 1, 5, 5), generator=g)
+    if binary:
+        x = x.round()
+        reference = -Bernoulli(logits=logits).log_prob(x).sum((1, 2, 3))
+    else:  # continuous targets: the cross-entropy formula, written out
+        p = torch.sigmoid(logits.double())
+        reference = -(x * p.log() + (1 - x) * (1 - p).log()).sum((1, 2, 3)).float()
+    nll = bernoulli_nll(logits, x)
+    assert nll.shape == (3,)
+    torch.testing.assert_close(nll, reference, rtol=1e-5, atol=1e-4)
+
+
+def test_bernoulli_nll_is_stable_for_large_logits():
+    logits = torch.tensor([[100.0, -100.0, 100.0]])
+    x = torch.tensor([[1.0, 0.0, 0.0]])
+    nll = bernoulli_nll(logits, x)
+    assert torch.isfinite(nll).all()
+    torch.testing.assert_close(nll, torch.tensor([100.0]))
+
+
+def test_elbo_is_minus_nll_minus_kl():
+    g = gen(7)
+    logits = torch.randn((4, 1, 6, 6), generator=g)
+    mu, logvar = torch.randn((4, 3), generator=g), torch.randn((4, 3), generator=g)
+    out = VAEOutput(logits=logits, mu=mu, logvar=logvar, z=mu)
+    x = torch.rand((4, 1, 6, 6), generator=g).round()
+    reference = Bernoulli(logits=logits).log_prob(x).sum((1, 2, 3)) - kl_divergence(
+        Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)
+    ).sum(-1)
+    value = elbo(out, x)
+    assert value.shape == (4,)
+    torch.testing.assert_close(value, -(bernoulli_nll(logits, x) + gaussian_kl(mu, logvar)))
+    torch.testing.assert_close(value, reference, rtol=1e-5, atol=1e-4)
+
+
+def test_mse_matches_hand_value():
+    x = torch.zeros(2, 1, 2, 2)
+    x_hat = torch.tensor([1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).view(2, 1, 2, 2)
+    assert mse(x_hat, x).item() == pytest.approx((1 + 4 + 1) / 8)
+    assert mse(x, x).item() == 0.0
+    assert mse(x_hat, x).ndim == 0
+
+
+@pytest.mark.parametrize(
+    "fn, a, b",
+    [
+        (mse, (2, 1, 4, 4), (2, 1, 4, 5)),
+        (mse, (2, 1, 4, 4), (3, 1, 4, 4)),
+        (bernoulli_nll, (2, 1, 4, 4), (2, 1, 5, 4)),
+        (bernoulli_nll, (2, 1, 4, 4), (2, 16)),
+        (gaussian_kl, (2, 3), (2, 4)),
+        (gaussian_kl, (2, 3), (3, 3)),
+    ],
+)
+def test_primitives_reject_mismatched_shapes(fn, a, b):
+    with pytest.raises(ValueError, match="same shape"):
+        fn(torch.zeros(a), torch.zeros(b))
+
+
+# --- the reparameterisation trick ------------------------------------------------------
+
+
+def test_reparameterize_has_the_right_mean_and_variance():
+    n = 200_000
+    mu = torch.tensor([1.0, -2.0, 0.0]).expand(n, 3)
+    logvar = torch.tensor([0.0, math.log(4.0), math.log(0.01)]).expand(n, 3)
+    z = VAE.reparameterize(mu, logvar, gen(8)).double()
+    assert z.shape == (n, 3)
+    var = torch.tensor([1.0, 4.0, 0.01], dtype=torch.float64)
+    se_mean = (var / n).sqrt()
+    assert ((z.mean(0) - mu[0].double()).abs() < 5 * se_mean).all(), z.mean(0)
+    se_var = var * math.sqrt(2 / (n - 1))  # standard error of a Gaussian sample variance
+    assert ((z.var(0) - var).abs() < 5 * se_var).all(), z.var(0)
+
+
+def test_reparameterize_gradients_and_seed():
+    mu = torch.randn((4, 3), generator=gen(9), requires_grad=True)
+    logvar = torch.randn((4, 3), generator=gen(10), requires_grad=True)
+    z = VAE.reparameterize(mu, logvar, gen(11))
+    eps = torch.randn((4, 3), generator=gen(11))  # the same noise, drawn again
+    torch.testing.assert_close(z, mu + (0.5 * logvar).exp() * eps)
+    w = torch.randn((4, 3), generator=gen(12))
+    (w * z).sum().backward()
+    torch.testing.assert_close(mu.grad, w)  # dz/dmu = 1
+    torch.testing.assert_close(logvar.grad, w * 0.5 * (0.5 * logvar.detach()).exp() * eps)
+    # same seed, same z; another seed, another z
+    again = VAE.reparameterize(mu, logvar, gen(11))
+    assert torch.equal(z, again)
+    assert not torch.equal(z, VAE.reparameterize(mu, logvar, gen(13)))
+
+
+# --- the training objectives -----------------------------------------------------------
+
+
+def tiny_models() -> dict[str, tuple[torch.nn.Module, object, tuple]]:
+    """name -> (model, loss function, batch) with tiny configs."""
+    torch.manual_seed(0)
+    x, y = images(4), torch.tensor([0, 1, 2, 3])
+    prior = Prior(PriorConfig(codebook_size=16, grid=4, channels=8, num_layers=2))
+    return {
+        "ae": (AE(AEConfig(latent_dim=4, channels=(8, 16))), ae_loss, (x, y)),
+        "dae": (DAE(DAEConfig(latent_dim=4, channels=(8, 16))), dae_loss, (x, y)),
+        "vae": (VAE(VAEConfig(latent_dim=4, channels=(8, 16))), vae_loss, (x, y)),
+        "vae-beta": (
+            VAE(VAEConfig(latent_dim=4, channels=(8, 16))),
+            functools.partial(vae_loss, beta=4.0),
+            (x, y),
+        ),
+        "vqvae": (
+            VQVAE(VQVAEConfig(channels=(8, 16), num_res_blocks=1, embedding_dim=4, codebook_size=16)),
+            vqvae_loss,
+            (x, y),
+        ),
+        "prior": (prior, prior_loss, (torch.randint(0, 16, (3, 4, 4), generator=gen(1)),)),
+        "classifier": (
+            Classifier(ClassifierConfig(channels=(8, 16), feature_dim=16)),
+            classifier_loss,
+            (x, y),
+        ),
+    }
+
+
+EXPECTED_TERMS = {
+    "ae": {"recon"},
+    "dae": {"recon"},
+    "vae": {"recon", "kl"},
+    "vae-beta": {"recon", "kl"},
+    "vqvae": {"recon", "codebook", "commitment"},
+    "prior": {"nll"},
+    "classifier": {"ce"},
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_TERMS))
+def test_objectives_return_a_scalar_loss_with_named_terms(name):
+    model, loss_fn, batch = tiny_models()[name]
+    model.train()
+    loss = loss_fn(model, batch, gen(0))
+    assert isinstance(loss, Loss)
+    assert loss.total.ndim == 0 and loss.total.requires_grad
+    assert torch.isfinite(loss.total)
+    assert EXPECTED_TERMS[name] <= set(loss.terms), set(loss.terms)
+    for term in loss.terms.values():
+        assert isinstance(term, torch.Tensor) and term.ndim == 0 and torch.isfinite(term)
+    loss.total.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_TERMS))
+def test_objectives_are_reproducible_with_a_seed(name):
+    """The same seed (weights and generator) gives the same numbers on the CPU."""
+    totals = []
+    for _ in range(2):
+        model, loss_fn, batch = tiny_models()[name]
+        torch.manual_seed(1)  # dropout and the VQ-VAE's codebook initialisation use the global RNG
+        totals.append(loss_fn(model.train(), batch, gen(5)).total)
+    assert torch.equal(totals[0], totals[1])
+
+
+def test_ae_loss_is_the_mse_of_the_reconstruction():
+    model, _, (x, y) = tiny_models()["ae"]
+    model.eval()
+    loss = ae_loss(model, (x, y), None)
+    torch.testing.assert_close(loss.total, ((model(x).x_hat - x) ** 2).mean())
+    torch.testing.assert_close(loss.terms["recon"], loss.total)
+
+
+def test_vae_loss_equals_the_negative_elbo_written_out():
+    """Replaying the generator (binarise, then reparameterise) gives the same numbers."""
+    model, _, (x, y) = tiny_models()["vae"]
+    model.train()
+    loss = vae_loss(model, (x, y), gen(21))
+    g = gen(21)
+    x_bin = binarize(x, g)
+    out = model(x_bin, g)
+    recon = -Bernoulli(logits=out.logits).log_prob(x_bin).sum((1, 2, 3)).mean()
+    kl = kl_divergence(Normal(out.mu, (0.5 * out.logvar).exp()), Normal(0.0, 1.0)).sum(-1).mean()
+    torch.testing.assert_close(loss.terms["recon"], recon, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(loss.terms["kl"], kl, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(loss.total, recon + kl, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(loss.total, -elbo(out, x_bin).mean(), rtol=1e-5, atol=1e-3)
+
+
+def test_vae_loss_beta():
+    model, _, (x, y) = tiny_models()["vae"]
+    zero = vae_loss(model, (x, y), gen(2), beta=0.0)
+    torch.testing.assert_close(zero.total, zero.terms["recon"])
+    assert zero.terms["kl"] > 0  # the KL is still reported
+    four = vae_loss(model, (x, y), gen(2), beta=4.0)
+    torch.testing.assert_close(four.total, four.terms["recon"] + 4.0 * four.terms["kl"])
+    torch.testing.assert_close(four.terms["recon"], zero.terms["recon"])  # same seed, same draw
+
+
+def test_vae_loss_binarises_its_input():
+    """Grey images (0.5 everywhere) must reach the encoder as 0/1 pixels, about half of each."""
+    model, _, _ = tiny_models()["vae"]
+    model.train()
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    x = torch.full((8, 1, 28, 28), 0.5)
+    vae_loss(model, (x, torch.zeros(8, dtype=torch.long)), gen(3))
+    assert len(seen) == 1
+    x_seen = seen[0]
+    assert x_seen.shape == x.shape
+    assert set(x_seen.unique().tolist()) == {0.0, 1.0}
+    assert abs(x_seen.mean().item() - 0.5) < 0.05
+
+
+def test_dae_loss_compares_with_the_clean_input():
+    """A DAE that returns its input unchanged scores mse(corrupt(x), x), not zero."""
+
+    class IdentityDAE(DAE):
+        def forward(self, x):  # the "reconstruction" is what came in
+            return AEOutput(x_hat=x, z=x.flatten(1)[:, : self.config.latent_dim])
+
+    model = IdentityDAE(DAEConfig(latent_dim=4, channels=(8, 16)))
+    x = images(16, seed=4)
+    loss = dae_loss(model, (x, torch.zeros(16, dtype=torch.long)), gen(30))
+    x_tilde = model.corrupt(x, gen(30))
+    expected = ((x_tilde - x) ** 2).mean()
+    assert expected > 1e-3
+    torch.testing.assert_close(loss.total, expected)
+
+
+def test_dae_loss_feeds_the_corrupted_input():
+    model, _, (x, y) = tiny_models()["dae"]
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    dae_loss(model, (x, y), gen(31))
+    torch.testing.assert_close(seen[0], model.corrupt(x, gen(31)))
+    assert not torch.equal(seen[0], x)
+
+
+def test_vqvae_loss_is_eq3():
+    model, _, (x, y) = tiny_models()["vqvae"]
+    model.eval()  # no codebook updates, so that the two forward passes agree
+    loss = vqvae_loss(model, (x, y), None)
+    out = model(x)
+    recon = ((out.x_hat - x) ** 2).mean()
+    z_q = model.quantizer.lookup(out.indices)
+    codebook = ((z_q - out.z_e) ** 2).mean()
+    torch.testing.assert_close(loss.terms["recon"], recon)
+    torch.testing.assert_close(loss.terms["codebook"], codebook)
+    torch.testing.assert_close(loss.terms["commitment"], codebook)  # same value, other gradient
+    torch.testing.assert_close(loss.total, recon + (1 + model.config.beta) * codebook)
+
+
+def test_prior_loss_is_nats_per_code():
+    model, _, (indices,) = tiny_models()["prior"]
+    model.eval()
+    loss = prior_loss(model, (indices,), None)
+    per_grid = -model.log_prob(indices)  # (B,) nats
+    torch.testing.assert_close(loss.total, per_grid.sum() / indices.numel())
+    if "bits" in loss.terms:
+        torch.testing.assert_close(loss.terms["bits"], loss.total / math.log(2))
+
+
+def test_classifier_loss_is_cross_entropy():
+    model, _, (x, y) = tiny_models()["classifier"]
+    model.eval()  # no dropout
+    loss = classifier_loss(model, (x, y), None)
+    logits = model(x)
+    reference = -torch.log_softmax(logits, 1)[torch.arange(len(y)), y].mean()
+    torch.testing.assert_close(loss.total, reference)
+
+
+# --- a few optimiser steps lower every loss on real data --------------------------------
+
+
+def evaluate(model, loss_fn, batch) -> float:
+    """The loss on the whole batch in eval mode (no dropout, no codebook updates), with a
+    fixed generator so that the noise does not decide a comparison."""
+    model.eval()
+    with torch.no_grad():
+        value = loss_fn(model, batch, gen(0)).total.item()
+    model.train()
+    return value
+
+
+def train_steps(model, loss_fn, batch, steps=20, lr=1e-2, batch_size=64) -> tuple[float, float]:
+    """(first, last) loss on `batch` around `steps` Adam steps on mini-batches of it."""
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    n = len(batch[0])
+    model.train()
+    if isinstance(model, VQVAE):  # the first training batch sets the codebook from data
+        model(batch[0][:batch_size])
+    first = evaluate(model, loss_fn, batch)
+    for step in range(steps):
+        start = (step * batch_size) % n
+        mini = tuple(t[start : start + batch_size] for t in batch)
+        loss = loss_fn(model, mini, gen(step))
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+    return first, evaluate(model, loss_fn, batch)
+
+
+def tiny_vqvae(ema: bool) -> VQVAE:
+    config = VQVAEConfig(channels=(8, 16), num_res_blocks=1, embedding_dim=8, codebook_size=16, ema=ema)
+    return VQVAE(config)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "vqvae-ema", "classifier"])
+def test_a_few_steps_lower_the_loss_on_fashion_mnist(name, fashion):
+    torch.manual_seed(0)
+    model, loss_fn = {
+        "ae": (AE(AEConfig(latent_dim=8, channels=(8, 16))), ae_loss),
+        "vae": (VAE(VAEConfig(latent_dim=8, channels=(8, 16))), vae_loss),
+        "vqvae-ema": (tiny_vqvae(ema=True), vqvae_loss),
+        "classifier": (Classifier(ClassifierConfig(channels=(8, 16), feature_dim=32)), classifier_loss),
+    }[name]
+    first, last = train_steps(model, loss_fn, fashion)
+    assert math.isfinite(last)
+    assert last < 0.8 * first, (first, last)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_few_small_steps_lower_the_vqvae_loss(seed, fashion):
+    """The default, gradient-trained codebook: at lr 1e-2 the encoder outputs outrun the codes
+    and the commitment term grows within 20 steps, so this one takes small steps."""
+    torch.manual_seed(seed)
+    model = tiny_vqvae(ema=False)
+    first, last = train_steps(model, vqvae_loss, fashion, lr=1e-3)
+    assert last < 0.99 * first, (first, last)
+
+
+def test_a_few_steps_lower_the_prior_loss():
+    torch.manual_seed(0)
+    # structured grids (each grid repeats one of 4 codes), so that there is something to learn
+    codes = torch.randint(0, 4, (64, 1, 1), generator=gen(40)).expand(64, 4, 4).contiguous()
+    model = Prior(PriorConfig(codebook_size=16, grid=4, channels=16, num_layers=4))
+    first, last = train_steps(model, prior_loss, (codes,), batch_size=32)
+    assert first == pytest.approx(math.log(16), rel=0.2)  # about uniform at initialisation
+    assert last < 0.8 * first, (first, last)
+
+
+def test_losses_module_exports_the_contract():
+    for name in ["Loss", "mse", "bernoulli_nll", "gaussian_kl", "elbo", "ae_loss", "dae_loss",
+                 "vae_loss", "vqvae_loss", "prior_loss", "classifier_loss"]:
+        assert hasattr(losses, name), name
