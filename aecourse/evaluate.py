@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -344,11 +345,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="default: the package's weights")
     parser.add_argument("--device", help="default: the fastest available")
     parser.add_argument("--models", help="comma-separated names (default: every shipped model)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    parser.add_argument("--nll-images", type=int,
+                        help="bound the NLL, ELBO and KL rows to the first N test images (a CPU budget)")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
     if args.write_cards and args.quick:
         parser.error("--write-cards needs the full protocol; run it without --quick")
     device = torch.device(args.device) if args.device else default_device()
     settings = QUICK if args.quick else FULL
+    if args.nll_images is not None:
+        settings = replace(settings, nll_images=args.nll_images)
     names = args.models.split(",") if args.models else None
     start = time.perf_counter()
     evaluation = evaluate(names, weights_dir=args.weights_dir, device=device, settings=settings)
@@ -366,11 +372,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     else:
         print(format_table(evaluation.results) + "\n\n" + "\n".join(footer))
     if args.write_cards:
-        write_cards(evaluation, args.weights_dir, settings, device)
+        write_cards(evaluation, args.weights_dir, settings, device, command=shlex.join(["python", "-m", "aecourse.evaluate", *argv]))
     return rounded
 
 
-def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, device: torch.device) -> None:
+def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, device: torch.device,
+                command: str = "python -m aecourse.evaluate --write-cards") -> None:
     """Each model's card: test_metrics = its own row; `evaluation` = the settings and its baselines."""
     rounded = {row: {m: _round(v) for m, v in values.items()} for row, values in evaluation.results.items()}
     for name, baseline_rows in evaluation.baselines.items():
@@ -379,7 +386,7 @@ def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, d
         update_card(name, weights_dir, test_metrics=rounded[name], evaluation={
             "split": "test", **protocol, "sigma": SIGMA, "mask": MASK, "device": str(device),
             "seeds": {"noise": NOISE_SEED, "binarize": BINARIZE_SEED, "sample": SAMPLE_SEED},
-            "baselines": baselines, "command": "python -m aecourse.evaluate --write-cards",
+            "baselines": baselines, "command": command,
             "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
 

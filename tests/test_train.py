@@ -253,7 +253,7 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     "ae": ("AE", {"latent_dim": 16, "linear": False}),
     "ae-2d": ("AE", {"latent_dim": 2}),
     "ae-linear": ("AE", {"latent_dim": 16, "linear": True}),
-    "dae": ("DAE", {"latent_dim": 16}),
+    "dae": ("DAE", {"latent_dim": 64}),
     "vae": ("VAE", {"latent_dim": 16, "mlp": False}),
     "vae-2d": ("VAE", {"latent_dim": 2}),
     "vae-mlp": ("VAE", {"latent_dim": 20, "mlp": True, "hidden_dim": 400}),

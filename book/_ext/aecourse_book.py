@@ -4,7 +4,10 @@
    "Kingma and Welling 2013", so that the bibliography matches the author-year citations
    in the text (`bibtex_reference_style: author_year`).
 
-2. Sphinx 7 writes an inline script twice when an extension adds it after the builder
+2. Launch buttons (Colab, Binder) only on notebook pages: on a MyST markdown page they
+   would send Colab a .md file it cannot open.
+
+3. Sphinx 7 writes an inline script twice when an extension adds it after the builder
 started (sphinx-doc/sphinx#13402, fixed in Sphinx 8.2): sphinx-thebe's
 `const THEBE_JS_URL = ...` then appears twice on every page, and the second copy is a
 JavaScript error ("Identifier 'THEBE_JS_URL' has already been declared").
@@ -67,6 +70,17 @@ def drop_duplicate_scripts(app: Any, pagename: str, templatename: str, context: 
     scripts[:] = unique
 
 
+def drop_launch_buttons_off_notebooks(
+    app: Any, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
+    """Remove the theme's launch-button group from pages whose source is not an .ipynb."""
+    buttons = context.get("header_buttons")
+    if context.get("page_source_suffix") != ".ipynb" and isinstance(buttons, list):
+        buttons[:] = [b for b in buttons if b.get("label") != "launch-buttons"]
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    # after sphinx-book-theme's add_launch_buttons (priority 501)
+    app.connect("html-page-context", drop_launch_buttons_off_notebooks, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

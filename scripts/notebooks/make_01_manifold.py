@@ -85,24 +85,20 @@ SIZES = (2, 4, 8, 16, 32, 64)  # latent sizes compared
 
 The course ships two convolutional autoencoders trained on Fashion-MNIST: `ae-2d`, with
 a latent vector of 2 numbers, and `ae`, with 16. With `TRAIN = True` the notebook
-trains one autoencoder for every size in `SIZES` instead, each from the `ae` recipe of
-`aecourse.recipes` with its `latent_dim` replaced, using the course's training loop
-`aecourse.fit` (chapter 2 walks through it).
+trains one autoencoder for every size in `SIZES` instead, each with the `ae` recipe of
+`aecourse.recipes` and its `latent_dim` replaced (`train_recipe` runs the course's
+training loop, which chapter 2 walks through).
 """),
     code("""
 train = data.load(DATA, "train")
 test = data.load(DATA, "test").subset(N_TEST)
 x = test.x.to(device)  # (N_TEST, C, H, W) in [0, 1]
 if TRAIN:  # one autoencoder per latent size: the `ae` recipe with latent_dim replaced
-    recipe = RECIPES["ae"]
-    _, channels, side, _ = train.x.shape
-    config = aecourse.TrainConfig(epochs=EPOCHS or recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr)
-    autoencoders = {}
-    for m in SIZES:
-        model = recipe.model(latent_dim=m, in_channels=channels, image_size=side)
-        history = aecourse.fit(model, recipe.loss, train, config, device=device)
-        autoencoders[m] = model.eval()
-        print(f"latent size {m}: {config.epochs} epochs on {device} in {history.seconds / 60:.1f} min")
+    autoencoders = {
+        m: aecourse.train.train_recipe("ae", latent_dim=m, epochs=EPOCHS, data=DATA, device=device)
+        for m in SIZES
+    }
+    print(f"trained {len(SIZES)} autoencoders on {device}, {EPOCHS or RECIPES['ae'].epochs} epochs each")
 else:  # the shipped models
     autoencoders = {2: aecourse.load_pretrained("ae-2d", device=device), 16: aecourse.load_pretrained("ae", device=device)}
     for name in ("ae-2d", "ae"):

@@ -101,7 +101,8 @@ for name in NAMES:
         print(f"{name:10s} trained here on {device}")
     else:
         card = aecourse.load_card(name)
-        print(f"{name:10s} trained on {card['device_name']}: {card['epochs']} epochs in {card['wall_time_s'] / 60:.1f} min")
+        minutes = card["wall_time_s"] / 60
+        print(f"{name:10s} trained on {card['device_name']}: {card['epochs']} epochs in {minutes:.1f} min")
 """),
     md("""
 A VAE's training loss, the negative ELBO, has two terms: the reconstruction term (the
@@ -111,7 +112,8 @@ information about an image are worth their cost; the reconstruction term keeps f
 as the model refines what those nats say.
 """),
     code("""
-plot.training_curves(aecourse.load_card("vae"), terms=["loss", "recon", "kl"], title="vae: per-epoch training loss (nats per image)")
+plot.training_curves(aecourse.load_card("vae"), terms=["loss", "recon", "kl"],
+                     title="vae: per-epoch training loss (nats per image)")
 """),
     md("""
 ## Reconstructions
@@ -153,7 +155,8 @@ autoencoder `ae`; a third panel gives the autoencoder a fairer chance, with draw
 a Gaussian fitted to the mean and spread of its own test codes.
 """),
     code("""
-eps = torch.randn(N_TEST, vae.config.latent_dim, generator=torch.Generator(device).manual_seed(2), device=device)
+generator = torch.Generator(device).manual_seed(2)
+eps = torch.randn(N_TEST, vae.config.latent_dim, generator=generator, device=device)  # (N_TEST, 16)
 with torch.no_grad():
     z_ae = ae.encode(x)  # the autoencoder's codes of the test images, (N_TEST, 16)
 samples = {
@@ -192,7 +195,8 @@ images of different classes.
 """),
     code("""
 first = lambda k: int((y == k).nonzero()[0])  # index of the first test image of class k
-pairs = [(0, 1), (7, 9), (2, 8), (3, 5)]  # T-shirt/top -> Trouser, Sneaker -> Ankle boot, Pullover -> Bag, Dress -> Sandal
+# T-shirt/top -> Trouser, Sneaker -> Ankle boot, Pullover -> Bag, Dress -> Sandal
+pairs = [(0, 1), (7, 9), (2, 8), (3, 5)]
 with torch.no_grad():
     mu, logvar = vae.encode(x)  # (N_TEST, 16) each
 i_a, i_b = [first(a) for a, _ in pairs], [first(b) for _, b in pairs]
@@ -235,7 +239,8 @@ plt.show()
 inside = {}
 for name, z in z_map.items():
     inside[name] = (z.norm(dim=1) < 3).float().mean().item()
-    print(f"{name}: mean ({z[:, 0].mean():.2f}, {z[:, 1].mean():.2f}), sd ({z[:, 0].std():.2f}, {z[:, 1].std():.2f}), "
+    mean, sd = z.mean(0).tolist(), z.std(0).tolist()
+    print(f"{name}: mean ({mean[0]:.2f}, {mean[1]:.2f}), sd ({sd[0]:.2f}, {sd[1]:.2f}), "
           f"{inside[name]:.0%} within radius 3 of the origin")
 z = z_map["vae-2d"]
 assert inside["vae-2d"] > 0.85 and (z.mean(0).abs() < 1).all()  # the VAE's codes live where the prior puts its mass
@@ -281,8 +286,10 @@ with torch.no_grad():
     posteriors = {name: models[name].encode(x) for name in ("vae", "vae-mlp")}  # (mu, logvar), each (N_TEST, D)
 kl_per_unit, active = {}, {}
 for name, (mu_q, logvar_q) in posteriors.items():
+    # gaussian_kl sums over the dimensions it is given: one dimension at a time gives each unit's KL
     per_unit = losses.gaussian_kl(mu_q.reshape(-1, 1), logvar_q.reshape(-1, 1)).reshape(mu_q.shape)  # (N_TEST, D)
-    assert torch.allclose(per_unit.sum(1), losses.gaussian_kl(mu_q, logvar_q), rtol=1e-4, atol=1e-4)  # a sum over units
+    total = losses.gaussian_kl(mu_q, logvar_q)  # (N_TEST,)
+    assert torch.allclose(per_unit.sum(1), total, rtol=1e-4, atol=1e-4)  # the KL is a sum over units
     kl_per_unit[name] = per_unit.mean(0)  # (D,) nats per image
     active[name] = mu_q.var(0) > 0.01  # Burda et al.'s activity criterion
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.4), layout="constrained")
@@ -292,7 +299,8 @@ for ax, name in zip(axes, kl_per_unit):
     ax.bar(range(len(order)), kl_per_unit[name][order].cpu(), color=colours)
     ax.set_xticks(range(len(order)), [str(j) for j in order.tolist()], fontsize="small")
     ax.set(xlabel="latent unit (blue: active, red: inactive)", ylabel="KL (nats per image)",
-           title=f"{name}: {int(active[name].sum())} of {len(order)} units active, KL {kl_per_unit[name].sum():.1f} nats")
+           title=f"{name}: {int(active[name].sum())} of {len(order)} units active, "
+                 f"KL {kl_per_unit[name].sum():.1f} nats")
 plt.show()
 """),
     md("""
@@ -326,7 +334,8 @@ VAE's two most and two least informative units:
     code("""
 order_mlp = kl_per_unit["vae-mlp"].argsort(descending=True).tolist()
 for j in order_mlp[:2] + order_mlp[-2:]:
-    print(f"vae-mlp unit {j:2d}: KL {kl_per_unit['vae-mlp'][j]:.3f} nats, {'active' if active['vae-mlp'][j] else 'inactive'}")
+    status = "active" if active["vae-mlp"][j] else "inactive"
+    print(f"vae-mlp unit {j:2d}: KL {kl_per_unit['vae-mlp'][j]:.3f} nats, {status}")
 plot.traversal(plot.image_decoder(vae_mlp), posteriors["vae-mlp"][0][0], dims=order_mlp[:2] + order_mlp[-2:],
                title="vae-mlp: the two most and the two least informative units")
 """),
@@ -349,10 +358,12 @@ the first `N_IW` test images, binarised with a fixed seed, for $k$ = 1, 10 and 1
 course's evaluation uses the whole test set and $k = 1000$.
 """),
     code("""
-x_binary = data.binarize(x[:N_IW].cpu(), torch.Generator().manual_seed(1)).to(device)  # the same bits on every device
+# binarised on the CPU with a fixed seed: the same bits on every device
+x_binary = data.binarize(x[:N_IW].cpu(), torch.Generator().manual_seed(1)).to(device)
 KS = (1, 10, 100)
-nll = {
-    name: [metrics.iw_nll(models[name], x_binary, k=k, generator=torch.Generator(device).manual_seed(2)).mean().item() for k in KS]
+nll = {  # -L_k, mean over the images, for each k
+    name: [metrics.iw_nll(models[name], x_binary, k=k, generator=torch.Generator(device).manual_seed(2)).mean().item()
+           for k in KS]
     for name in ("vae", "vae-mlp")
 }
 plot.curve(KS, nll, xlabel="importance samples k", ylabel="-L_k (nats per image)", logx=True,
@@ -384,15 +395,16 @@ cannot match the true posterior exactly.
     *exercise(
         "ex-vae-beta",
         """
-**$\\beta$ and the active units.** Fine-tune copies of the MLP VAE `vae-mlp` for three
+**$\\beta$ and the latent units.** Fine-tune copies of the MLP VAE `vae-mlp` for three
 epochs on the first 5,000 training images with $\\beta = 0.25$, $1$ and $4$, using
 `functools.partial(losses.vae_loss, beta=beta)` as the loss of `aecourse.fit`. For each,
-measure on the binarised test images the reconstruction term, the KL term and the
-number of active units. What does $\\beta$ trade, and which units go first?
+measure on the binarised test images the reconstruction term and the KL term, and plot
+the KL of each latent unit. What does $\\beta$ trade, and which units lose most?
 """,
         [
             code("""
 train_subset = data.load(DATA, "train").subset(5000)
+order_mlp = kl_per_unit["vae-mlp"].argsort(descending=True)  # units of the shipped model, most informative first
 fine_tuned = {}
 for beta in (0.25, 1.0, 4.0):  # beta = 1 gets the same extra training, as a control
     model = copy.deepcopy(vae_mlp)
@@ -401,22 +413,36 @@ for beta in (0.25, 1.0, 4.0):  # beta = 1 gets the same extra training, as a con
     model.eval()
     with torch.no_grad():
         out = model(x_binary, torch.Generator(device).manual_seed(3))  # one z ~ q(z|x) per binarised test image
-        fine_tuned[beta] = {
-            "recon": losses.bernoulli_nll(out.logits, x_binary).mean().item(),
-            "kl": losses.gaussian_kl(out.mu, out.logvar).mean().item(),
-            "active": int((model.encode(x)[0].var(0) > 0.01).sum()),
-        }
-    print(f"beta = {beta:4}: reconstruction {fine_tuned[beta]['recon']:6.1f} nats, KL {fine_tuned[beta]['kl']:5.1f} nats, "
-          f"{fine_tuned[beta]['active']} of {model.config.latent_dim} units active")
-kl_by_beta = [fine_tuned[beta]["kl"] for beta in (0.25, 1.0, 4.0)]
-assert kl_by_beta[0] > kl_by_beta[1] > kl_by_beta[2]  # a dearer KL buys less information
+        mu_b, logvar_b = model.encode(x)
+    per_unit = losses.gaussian_kl(mu_b.reshape(-1, 1), logvar_b.reshape(-1, 1)).reshape(mu_b.shape)
+    per_unit = per_unit.mean(0)  # (20,) KL of each unit, nats per image
+    fine_tuned[beta] = {
+        "recon": losses.bernoulli_nll(out.logits, x_binary).mean().item(),
+        "kl": losses.gaussian_kl(out.mu, out.logvar).mean().item(),
+        "kl_per_unit": per_unit[order_mlp].cpu(),
+    }
+    result = fine_tuned[beta]
+    print(f"beta = {beta:4}: reconstruction {result['recon']:6.1f} nats, KL {result['kl']:5.1f} nats, "
+          f"{int((per_unit > 0.1).sum())} units above 0.1 nats")
+fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+for beta, result in fine_tuned.items():
+    ax.plot(result["kl_per_unit"], "o-", label=f"beta = {beta}")
+ax.set(yscale="log", xlabel="latent unit, most informative first", ylabel="KL (nats per image)")
+ax.legend(frameon=False)
+plt.show()
+assert fine_tuned[0.25]["kl"] > fine_tuned[1.0]["kl"] > fine_tuned[4.0]["kl"]  # a dearer KL buys less information
+assert fine_tuned[4.0]["recon"] > fine_tuned[1.0]["recon"]  # ... and worse reconstructions
 """),
             md("""
 A larger $\\beta$ makes information in $z$ more expensive: the KL term falls, the
-reconstruction term rises, and units whose information was worth least are switched
-off first (their KL was already the smallest in the bar chart above). A smaller $\\beta$
-goes the other way, towards an autoencoder. Their sum at $\\beta = 1$, the negative
-ELBO, is what a plain VAE minimises; the others optimise a different trade-off.
+reconstruction term rises, and their sum at $\\beta = 1$, the negative ELBO, is no
+longer what is being minimised. Every unit gives up information, but not equally: on
+the logarithmic scale the least informative units drop furthest, so they are the ones
+heading for collapse, while the units that carry the most survive with the smallest
+relative loss. A smaller $\\beta$ moves the model towards an autoencoder: more KL, better
+reconstructions. It does not revive units that had already collapsed, at least not in
+three epochs: the decoder ignores them, so reconstruction gives them no gradient to
+grow on.
 """),
         ],
     ),
@@ -444,12 +470,13 @@ assert torch.allclose(total, explained, rtol=0.25)  # the law of total variance,
 By the law of total variance, $\\operatorname{Var}[z_j] = \\operatorname{Var}_x[\\mu_j(x)]
 + \\mathbb{E}_x[\\sigma_j^2(x)]$. For an active unit most of the variance comes from the
 means moving between images and $\\sigma_j$ is small; for an inactive unit the means sit
-at zero and $\\sigma_j \\approx 1$. Either way the total is close to the prior's 1, and the
-means close to 0: the averaged KL term equals the information $z$ carries about $x$
-plus $D_{\\mathrm{KL}}(q(z) \\,\\Vert\\, p(z))$, so training also pulls the aggregate
-posterior towards the prior. Close in mean and variance is not equal, though: the
-aggregate can still have holes and correlations that $\\mathcal{N}(0, I)$ does not, and
-prior samples that land in a hole decode to the odd unconvincing image.
+at zero and $\\sigma_j \\approx 1$. Either way the total stays of the order of the
+prior's variance of 1, and the means stay near 0: averaged over the data, the KL term
+equals the information $z$ carries about $x$ plus $D_{\\mathrm{KL}}(q(z) \\,\\Vert\\, p(z))$,
+so training also pulls the aggregate posterior towards the prior. Close in mean and
+variance is not equal, though: the aggregate can still have holes and correlations
+that $\\mathcal{N}(0, I)$ does not, and prior samples that land in a hole decode to the
+odd unconvincing image.
 """),
         ],
     ),
@@ -468,7 +495,8 @@ for ax, temperature in zip(axes, (0.5, 1.0, 1.5)):
     images = plot.image_decoder(vae)(temperature * eps)  # the same draws, scaled
     spread[temperature] = images.std(0).mean().item()
     fd_t = evaluate.sample_fid(classifier, images, reference)
-    plot.image_grid(images[:36], nrow=6, ax=ax, title=f"t = {temperature}: pixel sd {spread[temperature]:.3f}, FD {fd_t:.1f}")
+    title = f"t = {temperature}: pixel sd {spread[temperature]:.3f}, FD {fd_t:.1f}"
+    plot.image_grid(images[:36], nrow=6, ax=ax, title=title)
 plt.show()
 assert spread[0.5] < spread[1.0] < spread[1.5]  # a hotter prior, more varied images
 """),

@@ -80,22 +80,25 @@ N_SAMPLES = 200  # prior samples per Frechet distance (the course's protocol: 10
     md("""
 ## The trained models
 
-`vqvae` is the VQ-VAE, `prior` the gated PixelCNN over its code grids (when retraining,
-the prior learns the codes of the VQ-VAE trained just before it), and `classifier` the
-small Fashion-MNIST classifier whose features define the Frechet distance. The model
-cards say where and how long each was trained.
+`vqvae` is the VQ-VAE, `prior` the gated PixelCNN over its code grids, and `classifier`
+the small Fashion-MNIST classifier whose features define the Frechet distance. When
+retraining, the models and their cards are saved in `OUT`, and the prior learns the codes
+of the VQ-VAE trained just before it. The model cards say where and how long each model
+was trained.
 """),
     code("""
-vqvae = aecourse.train.train_recipe("vqvae", epochs=EPOCHS, data=DATA, device=device, out="runs") if TRAIN else aecourse.load_pretrained("vqvae", device=device)
-prior = aecourse.train.train_recipe("prior", epochs=EPOCHS, data=DATA, device=device, out="runs") if TRAIN else aecourse.load_pretrained("prior", device=device)
+OUT = "runs"  # where TRAIN = True saves the retrained models and their cards
+vqvae = aecourse.train.train_recipe("vqvae", epochs=EPOCHS, data=DATA, device=device, out=OUT) if TRAIN else aecourse.load_pretrained("vqvae", device=device)
+prior = aecourse.train.train_recipe("prior", epochs=EPOCHS, data=DATA, device=device, out=OUT, vqvae_from=OUT) if TRAIN else aecourse.load_pretrained("prior", device=device)
 # the Frechet distance's feature space: the shipped classifier knows Fashion-MNIST only
-classifier = aecourse.train.train_recipe("classifier", epochs=EPOCHS, data=DATA, device=device, out="runs") if TRAIN and DATA != "fashion-mnist" else aecourse.load_pretrained("classifier", device=device)
+retrain_classifier = TRAIN and DATA != "fashion-mnist"
+classifier = aecourse.train.train_recipe("classifier", epochs=EPOCHS, data=DATA, device=device, out=OUT) if retrain_classifier else aecourse.load_pretrained("classifier", device=device)
 
-if not TRAIN:
-    for name in ("vqvae", "prior", "classifier"):
-        card = aecourse.load_card(name)
-        print(f"{name:<11} trained on {card.get('device_name', card.get('device'))}: "
-              f"{card.get('epochs')} epochs in {card.get('wall_time_s', float('nan')) / 60:.1f} min")
+for name, retrained in {"vqvae": TRAIN, "prior": TRAIN, "classifier": retrain_classifier}.items():
+    card = aecourse.load_card(name, weights_dir=OUT if retrained else None)
+    print(f"{name:<11} trained on {card.get('device_name', card.get('device'))}: "
+          f"{card.get('epochs')} epochs in {card.get('wall_time_s', float('nan')) / 60:.1f} min")
+
 K, g = vqvae.config.codebook_size, vqvae.config.grid
 print(f"codebook of K = {K} codes in R^{vqvae.config.embedding_dim}; code grid {g} x {g}")
 """),

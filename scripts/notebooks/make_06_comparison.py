@@ -63,7 +63,7 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
+from IPython.display import HTML, display
 
 import aecourse
 import aecourse.train
@@ -72,6 +72,15 @@ from aecourse.models.pca import pca_reconstruct
 
 aecourse.set_seed(0)
 device = aecourse.default_device()
+
+
+def html_table(header, rows, align, note=""):
+    \"\"\"A plain HTML table (pandas is not needed): align is one letter per column, "l" or "r".\"\"\"
+    def tr(cells, tag):
+        return "<tr>" + "".join(f'<{tag} style="text-align: {"left" if a == "l" else "right"}">{c}</{tag}>'
+                                for c, a in zip(cells, align)) + "</tr>"
+    note = f"<p><small>{note}</small></p>" if note else ""
+    return HTML("<table>" + tr(header, "th") + "".join(tr(row, "td") for row in rows) + "</table>" + note)
 """),
     code("""
 TRAIN = False  # True: retrain with aecourse.train on this machine's device (e.g. a Colab GPU)
@@ -114,17 +123,16 @@ The model cards record how each model was trained. The wall times are for the de
 named in the card; on a GPU each is a matter of minutes.
 """),
     code("""
-cost = ["| model | what it is | parameters | epochs | training images | device | wall time |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
+cost = []
 WHAT = {"ae": "conv autoencoder, 16-D code", "dae": "conv denoising autoencoder, 16-D code",
         "vae": "conv VAE, 16-D latent", "vae-mlp": "MLP VAE 784-400-20 (baseline)",
         "vqvae": "VQ-VAE, 7 x 7 codes of 512", "prior": "gated PixelCNN over the codes",
         "classifier": "feature space of the Fréchet distance"}
 for name, card in cards.items():
     parameters = sum(p.numel() for p in models[name].parameters())
-    cost.append(f"| `{name}` | {WHAT[name]} | {parameters:,} | {card['epochs']} | {card.get('train_images', 60000):,} "
-                f"| {card['device_name']} | {card['wall_time_s'] / 60:.1f} min |")
-display(Markdown("\\n".join(cost)))
+    cost.append([f"<code>{name}</code>", WHAT[name], f"{parameters:,}", card["epochs"], f"{card.get('train_images', 60000):,}",
+                 card["device_name"], f"{card['wall_time_s'] / 60:.1f} min"])
+display(html_table(["model", "what it is", "parameters", "epochs", "training images", "device", "wall time"], cost, "llrrrlr"))
 """),
     md("""
 ## Metrics on a fixed subset
@@ -227,7 +235,7 @@ interchangeable for the Fréchet distance, which is biased upwards for small sam
 """),
     code("""
 COLUMNS = {  # metric -> (header, format)
-    "psnr_db": ("PSNR clean (dB)", "{:.1f}"), "gauss0.5_psnr_db": ("PSNR sigma 0.5", "{:.1f}"),
+    "psnr_db": ("PSNR clean (dB)", "{:.1f}"), "gauss0.5_psnr_db": ("PSNR σ = 0.5", "{:.1f}"),
     "mask0.5_psnr_db": ("PSNR mask 50 %", "{:.1f}"), "nll_nats": ("NLL (nats)", "{:.1f}"),
     "codebook_usage": ("codes used", "{:.0%}"), "perplexity": ("perplexity", "{:.0f}"),
     "bits_per_code": ("prior bits/code", "{:.2f}"), "fid": ("FD of samples", "{:.1f}"),
@@ -251,8 +259,7 @@ def card_figures(card_names, baseline):
     return figures
 
 
-lines = ["| model | " + " | ".join(header for header, _ in COLUMNS.values()) + " |",
-         "| --- |" + " ---: |" * len(COLUMNS)]
+table_rows = []
 for label, (row, card_names, baseline) in ROWS.items():
     from_cards, here = card_figures(card_names, baseline), computed[row]
     cells = []
@@ -263,11 +270,11 @@ for label, (row, card_names, baseline) in ROWS.items():
             cells.append(fmt.format(here[metric]) + " †")
         else:
             cells.append("")
-    lines.append(f"| {label} | " + " | ".join(cells) + " |")
-display(Markdown("\\n".join(lines) + f"\\n\\n† computed in this notebook: the first {N_TEST} test images; NLL on {N_IW} "
-                 f"of them with k = {K_IW}; FD from {N_SAMPLES} samples (AE: decoded N(0, I) latents). The others come from "
-                 "the model cards: all 10,000 test images, k = 1000, 10,000 samples (the floor: one half of the test set "
-                 "against the other)."))
+    table_rows.append([label, *cells])
+note = (f"† computed in this notebook: the first {N_TEST} test images; NLL on {N_IW} of them with k = {K_IW}; "
+        f"FD from {N_SAMPLES} samples (AE: decoded N(0, I) latents). The others come from the model cards: all "
+        "10,000 test images, k = 1000, 10,000 samples (the floor: one half of the test set against the other).")
+display(html_table(["model", *(header for header, _ in COLUMNS.values())], table_rows, "l" + "r" * len(COLUMNS), note))
 """),
     md("""
 ## The same test images, reconstructed by every model
@@ -373,8 +380,10 @@ for classes in ((0, 1), (7, 8)):
 """),
             md("""
 Blending pixels gives a double exposure, a trouser showing through a T-shirt, and the
-inner frames lie far from every training image. The decoded paths stay near the data:
-each frame comes out of a decoder that has only learnt to draw garments. The VAE's
+inner frames lie farther from the training images than those of any decoded path. The
+decoded paths stay near the data: each frame comes out of a decoder that has only
+learnt to draw garments (though smooth, blurred images have close neighbours anyway, as
+chapter 3 found, so this measure flatters the decoders a little). The VAE's
 path changes the shape gradually, every frame a plausible garment, which is what the
 KL term's regular latent space is for. The AE's path may do just as well for a given
 pair, but nothing in its training asked its codes to fill the space between images,

@@ -147,6 +147,11 @@ def test_page(page: str, site: Path, server: str, driver, summary: list[str]) ->
     problems += [f"raw TeX {tex!r} in the page text" for tex in RAW_TEX if tex in facts["text"]]
     problems += [f"image did not load: {src}" for src, ok in images if not ok]
     problems += [f"broken link: {b}" for b in _broken_links(facts["links"], server, site)]
+    problems += [
+        f"Colab link to a file Colab cannot open: {link}"
+        for link in facts["links"]
+        if "colab.research.google.com/github/" in link and not urlsplit(link).path.endswith(".ipynb")
+    ]
 
     summary.append(
         f"{'FAIL' if problems else 'ok  '} {page}: {facts['title'].split(' — ')[0]!r}, {len(facts['links'])} links, "
