@@ -32,7 +32,11 @@ def device_name(device: torch.device) -> str:
     """A readable name of the device, e.g. 'NVIDIA H100 80GB HBM3' or the CPU's."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or device.type
+    try:  # Linux names the CPU model here; platform.processor() is often empty
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine() or device.type
 
 
 def _sync(device: torch.device) -> None:

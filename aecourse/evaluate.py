@@ -16,6 +16,7 @@ Each family has a function the notebooks can call, e.g. ``reconstruction_psnr(mo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shlex
@@ -25,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -178,46 +178,53 @@ class Skip(Exception):
 
 
 class _Run:
-    """Loaded models, test data and PCA fits, each made once per evaluation."""
+    """One evaluation: models, test data, PCA fits and features, each made once (cached)."""
 
     def __init__(self, weights_dir: Path, device: torch.device, settings: Settings) -> None:
         self.weights_dir, self.device, self.settings = weights_dir, device, settings
         self.available = set(list_pretrained(weights_dir))
         self.notes: list[str] = []
-        self._cache: dict[Any, Any] = {}
 
-    def _cached(self, key: Any, make: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-    def model(self, name: str, needed_by: str | None = None) -> nn.Module:
+    @functools.cache
+    def model(self, name: str) -> nn.Module:
         if name not in self.available:
-            raise Skip(f"no weights in {self.weights_dir}" + (f" for {name}, which it needs" if needed_by else ""))
-        return self._cached(name, lambda: load_pretrained(name, weights_dir=self.weights_dir, device=self.device))
+            raise Skip(f"no weights in {self.weights_dir} for {name}")
+        try:
+            return load_pretrained(name, weights_dir=self.weights_dir, device=self.device)
+        except (ValueError, RuntimeError) as error:  # e.g. weights rewritten while their card was not
+            raise Skip(f"could not load {name}: {error}") from error
+
+    def optional(self, name: str, dataset: str, purpose: str) -> nn.Module | None:
+        """The shipped model `name` trained on dataset, or None (and a note) where there is none."""
+        try:
+            if self.dataset(name) != dataset:
+                raise Skip(f"{name} was trained on {self.dataset(name)}")
+            return self.model(name)
+        except Skip as reason:
+            self.notes.append(f"no {purpose} on {dataset}: {reason}")
+            return None
 
     def dataset(self, name: str) -> str:
+        if name not in self.available:
+            raise Skip(f"no weights in {self.weights_dir} for {name}")
         return load_card(name, weights_dir=self.weights_dir).get("data", "fashion-mnist")
 
+    @functools.cache
     def test(self, dataset: str) -> ImageData:
-        def make() -> ImageData:
-            data = load(dataset, "test")
-            return (data.subset(self.settings.images) if self.settings.images else data).to(self.device)
-        return self._cached(("test", dataset), make)
+        data = load(dataset, "test")
+        return (data.subset(self.settings.images) if self.settings.images else data).to(self.device)
 
+    @functools.cache
     def pca(self, dataset: str) -> tuple[Tensor, Tensor]:
-        def make() -> tuple[Tensor, Tensor]:  # fitted on the training split
-            mean, directions = fit_pca(load(dataset, "train").x)
-            return mean.to(self.device), directions.to(self.device)
-        return self._cached(("pca", dataset), make)
+        """Mean and principal directions of the training split (see `fit_pca`)."""
+        mean, directions = fit_pca(load(dataset, "train").x)
+        return mean.to(self.device), directions.to(self.device)
 
+    @functools.cache
     def features(self, dataset: str) -> Tensor | None:
         """Classifier features (N, F) of the test images, or None (and a note) without a classifier."""
-        if "classifier" not in self.available or self.dataset("classifier") != dataset:
-            self.notes.append(f"no fid on {dataset}: no shipped classifier trained on it")
-            return None
-        classifier, x = self.model("classifier"), self.test(dataset).x
-        return self._cached(("features", dataset), lambda: metrics.classifier_features(classifier, x, BATCH))
+        classifier = self.optional("classifier", dataset, "fid")
+        return None if classifier is None else metrics.classifier_features(classifier, self.test(dataset).x, BATCH)
 
     def fid(self, model: nn.Module, dataset: str, vqvae: VQVAE | None = None) -> dict[str, float]:
         """{"fid": ...} of `settings.samples` samples against the test images, or {} without a classifier."""
@@ -249,8 +256,9 @@ def _dae_rows(run: _Run, name: str, model: DAE, dataset: str) -> Rows:
             "noisy-input": denoising_psnr(lambda xn: xn, x, noisy),
             f"pca-{PCA_DENOISE_DIM}": denoising_psnr(
                 lambda xn: pca_reconstruct(xn, mean, directions[:PCA_DENOISE_DIM]), x, noisy)}
-    if "ae" in run.available and run.dataset("ae") == dataset:  # what denoising training buys
-        rows["ae-on-noisy"] = denoising_psnr(lambda xn: reconstruct(run.model("ae"), xn), x, noisy)
+    ae = run.optional("ae", dataset, "ae-on-noisy row")
+    if ae is not None:  # what denoising training buys
+        rows["ae-on-noisy"] = denoising_psnr(lambda xn: reconstruct(ae, xn), x, noisy)
     return rows
 
 
@@ -263,7 +271,7 @@ def _vae_rows(run: _Run, name: str, model: VAE, dataset: str) -> Rows:
 
 
 def _prior_rows(run: _Run, name: str, model: Prior, dataset: str) -> Rows:
-    vqvae = run.model("vqvae", needed_by=name)
+    vqvae = run.model("vqvae")
     if run.dataset("vqvae") != dataset:
         raise Skip(f"it models {dataset} codes but vqvae was trained on {run.dataset('vqvae')}")
     rows = {name: {**code_nll(model, vqvae, run.test(dataset).x), **run.fid(model, dataset, vqvae)}}
@@ -372,7 +380,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     else:
         print(format_table(evaluation.results) + "\n\n" + "\n".join(footer))
     if args.write_cards:
-        write_cards(evaluation, args.weights_dir, settings, device, command=shlex.join(["python", "-m", "aecourse.evaluate", *argv]))
+        command = shlex.join(["python", "-m", "aecourse.evaluate", *argv])
+        write_cards(evaluation, args.weights_dir, settings, device, command=command)
     return rounded
 
 

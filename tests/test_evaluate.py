@@ -176,12 +176,14 @@ def test_vq_and_prior_metrics_in_range(weights_dir, test_x):
     assert 0 < nll["code_nll_nats"] < 49 * math.log(8) * 3  # a random prior is near uniform
 
 
-def test_missing_models_are_skipped_not_fatal(tmp_path):
-    save_tiny(tmp_path, ["prior", "classifier"])
-    result = evaluate.evaluate(["ae", "prior", "classifier"], weights_dir=tmp_path,
+def test_missing_or_broken_models_are_skipped_not_fatal(tmp_path):
+    save_tiny(tmp_path, ["prior", "classifier", "vae"])
+    with open(tmp_path / "vae.safetensors", "ab") as f:
+        f.write(b"!")  # the weights no longer match their card's sha256
+    result = evaluate.evaluate(["ae", "prior", "vae", "classifier"], weights_dir=tmp_path, device="cpu",
                                settings=evaluate.Settings(images=50, k=2, nll_images=5, samples=10))
-    assert set(result.skipped) == {"ae", "prior"}
-    assert "vqvae" in result.skipped["prior"]
+    assert set(result.skipped) == {"ae", "prior", "vae"}
+    assert "vqvae" in result.skipped["prior"] and "sha256" in result.skipped["vae"]
     assert list(result.results) == ["classifier"]
 
 
@@ -194,7 +196,7 @@ def test_a_card_names_its_dataset(tmp_path, monkeypatch):
         return ImageData(torch.rand(60, 1, 28, 28), torch.zeros(60, dtype=torch.long), ("a",))
 
     monkeypatch.setattr(evaluate, "load", fake_load)
-    result = evaluate.evaluate(["ae"], weights_dir=tmp_path, settings=evaluate.Settings(images=40))
+    result = evaluate.evaluate(["ae"], weights_dir=tmp_path, device="cpu", settings=evaluate.Settings(images=40))
     assert set(loaded) == {("mnist", "test"), ("mnist", "train")}
     assert set(result.results) == {"ae", "pca-16"}
 
@@ -211,3 +213,12 @@ def test_write_cards_fills_test_metrics_and_keeps_the_weights_valid(tmp_path):
     assert card["evaluation"]["images"] == "all"
     assert load_card("classifier", weights_dir=tmp_path)["test_metrics"] == {"accuracy": 0.9}
     load_pretrained("ae", weights_dir=tmp_path)  # the sha256 still matches
+
+
+def test_table_output_names_skips_and_the_quick_reductions(weights_dir, capsys):
+    evaluate.main(["--quick", "--weights-dir", str(weights_dir), "--models", "classifier,nope", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["model", "metric", "value"]
+    assert "classifier" in out and "accuracy" in out
+    assert "skipped nope: no weights" in out
+    assert "quick: the first 1000 test images" in out
