@@ -432,6 +432,25 @@ def test_dead_codes_are_restarted_on_encoder_outputs():
     assert (out.indices == 3).any()  # and the restarted code is used
 
 
+@pytest.mark.parametrize("ema", [False, True])
+def test_codes_in_use_are_not_restarted_in_large_batches(ema):
+    """A code that serves 10% of a large batch (0.4 of the average share) is alive. The
+    dead-code threshold (1% of the average count) scales with the batch, so the statistics a
+    fresh or restarted code starts from must scale with it too."""
+    k, d = 4, 2
+    vq = quantizer(k, d, ema=ema, restart_dead_codes=True)  # fresh statistics, as constructed
+    centres = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]])
+    with torch.no_grad():
+        vq.codebook.copy_(centres)
+        vq.embed_sum.copy_(centres)
+    z_e, points = clustered_batch(centres, [300, 300, 300, 100], seed=10)  # 1000 cells
+    vq.train()
+    for _ in range(5):
+        out = vq(z_e)
+        assert torch.bincount(out.indices.flatten(), minlength=k).tolist() == [300, 300, 300, 100]
+        assert (vq.codebook.detach()[3] - centres[3]).norm() < 0.1, "a code in use was restarted"
+
+
 def test_quantizer_rejects_bad_inputs():
     vq = quantizer(8, 3).eval()
     with pytest.raises(ValueError, match="3 channels"):
