@@ -149,7 +149,9 @@ class VectorQuantizer(nn.Module):
             smoothed = (self.cluster_size + 1e-5) / (n + self.codebook_size * 1e-5) * n
             self.codebook.data.copy_(self.embed_sum / smoothed.unsqueeze(1))
         if self.restart_dead_codes:  # branch-free, so that no batch waits on the device
-            dead = (self.cluster_size < 1e-2 * counts.sum() / self.codebook_size).unsqueeze(1)
+            # dead: unused in this batch and, on average, by fewer than 1 % of a fair share
+            rare = self.cluster_size < 1e-2 * counts.sum() / self.codebook_size
+            dead = (rare & (counts == 0)).unsqueeze(1)
             fresh = self._random_rows(flat, self.codebook_size)  # (K, D) candidates
             self.codebook.data.copy_(torch.where(dead, fresh, self.codebook.data))
             self.embed_sum.copy_(torch.where(dead, fresh, self.embed_sum))
