@@ -33,18 +33,16 @@ def store(path: Path, timeout: int = 600) -> float:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
-        if cell.source.lstrip().startswith(MARKER):
+        if cell.source.lstrip().startswith(MARKER):  # nbval needs its execution count too
             # text only: images and widget views are not compared and would bloat the file
             cell.outputs = [o for o in cell.outputs if o.output_type == "stream" or "text/plain" in o.get("data", {})]
             for output in cell.outputs:
-                if "execution_count" in output:
-                    output.execution_count = None
                 if "data" in output:
                     output.data = {"text/plain": output.data["text/plain"]}
                     output.metadata = {}
         else:
             cell.outputs = []
+            cell.execution_count = None
     nb.metadata.pop("widgets", None)
     nbformat.write(nb, path)
     return seconds
