@@ -124,9 +124,12 @@ named in the card; on a GPU each is a matter of minutes.
 """),
     code("""
 cost = []
-WHAT = {"ae": "conv autoencoder, 16-D code", "dae": "conv denoising autoencoder, 16-D code",
-        "vae": "conv VAE, 16-D latent", "vae-mlp": "MLP VAE 784-400-20 (baseline)",
-        "vqvae": "VQ-VAE, 7 x 7 codes of 512", "prior": "gated PixelCNN over the codes",
+K, g = vqvae.config.codebook_size, vqvae.config.grid
+WHAT = {"ae": f"conv autoencoder, {ae.config.latent_dim}-D code",
+        "dae": f"conv denoising autoencoder, {dae.config.latent_dim}-D code",
+        "vae": f"conv VAE, {vae.config.latent_dim}-D latent",
+        "vae-mlp": f"MLP VAE 784-{vae_mlp.config.hidden_dim}-{vae_mlp.config.latent_dim} (baseline)",
+        "vqvae": f"VQ-VAE, {g} x {g} codes of {K}", "prior": "gated PixelCNN over the codes",
         "classifier": "feature space of the Fréchet distance"}
 for name, card in cards.items():
     parameters = sum(p.numel() for p in models[name].parameters())
@@ -140,16 +143,17 @@ display(html_table(["model", "what it is", "parameters", "epochs", "training ima
 Every metric of the protocol, computed here with `aecourse.evaluate`'s functions on the
 first `N_TEST` test images, so that the notebook runs in about a minute on a CPU. Every
 model is asked to reconstruct and to denoise, whether or not it was trained for it; the
-baselines are the noisy input itself and PCA with 16 components (the code size of the
-AE, DAE and VAE), fitted to 10,000 training images.
+baselines are the noisy input itself and PCA with as many components as the AE's code
+has numbers, fitted to 10,000 training images.
 """),
     code("""
 test = data.load(DATA, "test")
 x = test.x[:N_TEST].to(device)  # (N_TEST, C, H, W) in [0, 1]
 noisy = evaluate.corrupt_test(x)  # Gaussian sigma = 0.5 and 50 % masking, with the protocol's seed
 mean, directions = (t.to(device) for t in evaluate.fit_pca(data.load(DATA, "train").x[:10_000]))
+PCA = f"pca-{ae.config.latent_dim}"  # the linear baseline with the AE's code size, as in aecourse.evaluate
 reconstructors = {
-    "pca-16": lambda images: pca_reconstruct(images, mean, directions[:16]),
+    PCA: lambda images: pca_reconstruct(images, mean, directions[: ae.config.latent_dim]),
     **{name: (lambda images, model=models[name]: evaluate.reconstruct(model, images))
        for name in ("ae", "dae", "vae", "vae-mlp", "vqvae")},
 }
@@ -172,7 +176,6 @@ classifier features of the `N_TEST` test images; a set of `N_SAMPLES` *other* te
 images gives the floor that a perfect generator would reach with this many samples.
 """),
     code("""
-K, g = vqvae.config.codebook_size, vqvae.config.grid
 seed = lambda s: torch.Generator(device).manual_seed(s)
 with torch.no_grad():
     samples = {
@@ -197,11 +200,11 @@ a model or to a metric that moves them fails the tests.
 """),
     code("""
 # NBVAL_CHECK_OUTPUT
-print(f"first {N_TEST} test images    PSNR (dB): clean  sigma 0.5  mask 50 %")
-for name in ("noisy input", "pca-16", "ae", "dae", "vae", "vae-mlp", "vqvae"):
+print(f"{f'PSNR (dB), first {N_TEST} test images':36s} {'clean':>5s} {'sigma 0.5':>9s} {'mask 50 %':>9s}")
+for name in ("noisy input", PCA, "ae", "dae", "vae", "vae-mlp", "vqvae"):
     row = computed[name]
     clean = f"{row['psnr_db']:5.1f}" if "psnr_db" in row else "    -"
-    print(f"{name:28s} {clean}  {row['gauss0.5_psnr_db']:9.1f}  {row['mask0.5_psnr_db']:9.1f}")
+    print(f"{name:36s} {clean} {row['gauss0.5_psnr_db']:9.1f} {row['mask0.5_psnr_db']:9.1f}")
 print(f"NLL bound, {N_IW} images, k = {K_IW}: " + ", ".join(f"{n} {computed[n]['nll_nats']:.0f} nats" for n in ("vae", "vae-mlp")))
 print(f"vqvae: {computed['vqvae']['codebook_usage']:.0%} of the codebook used, perplexity {computed['vqvae']['perplexity']:.0f}, "
       f"prior {computed['vqvae']['bits_per_code']:.1f} bits per code")
@@ -218,7 +221,7 @@ for kind in ("gauss0.5_psnr_db", "mask0.5_psnr_db"):
     assert best == "dae", (kind, best)  # the denoiser denoises best ...
     assert all(computed[name][kind] > computed["noisy input"][kind] for name in reconstructors)  # ... but every code cleans a little
 assert max(reconstructors, key=lambda name: computed[name]["psnr_db"]) == "vqvae"  # the most bits, the sharpest reconstructions
-assert min(reconstructors, key=lambda name: computed[name]["psnr_db"]) == "pca-16"  # the best linear code is last
+assert min(reconstructors, key=lambda name: computed[name]["psnr_db"]) == PCA  # the best linear code is last
 assert computed["ae"]["psnr_db"] > computed["vae"]["psnr_db"]  # the VAE pays in KL for the bits it stores
 assert fd["VAE: z ~ N(0, I)"] < fd["AE: z ~ N(0, I)"]  # a prior to sample from ...
 assert fd["VQ-VAE + PixelCNN prior"] < fd["VQ-VAE: uniform random codes"]  # ... learnt or imposed, is what makes samples
@@ -242,7 +245,7 @@ COLUMNS = {  # metric -> (header, format)
 }
 ROWS = {  # table row -> (row of `computed`, cards whose test_metrics it shows, baseline row in a card's evaluation)
     "noisy input (baseline)": ("noisy input", [], ("dae", "noisy-input")),
-    "PCA-16 (baseline)": ("pca-16", [], ("ae", "pca-16")),
+    f"{PCA.upper()} (baseline)": (PCA, [], ("ae", PCA)),
     "AE": ("ae", ["ae"], None), "DAE": ("dae", ["dae"], None),
     "VAE": ("vae", ["vae"], None), "VAE-MLP (baseline)": ("vae-mlp", ["vae-mlp"], None),
     "VQ-VAE + prior": ("vqvae", ["vqvae", "prior"], None),
@@ -399,11 +402,11 @@ Discrete tokens are made for an autoregressive prior, not for interpolation.
         """
 **How many bits does each code need?** Compare the models as compressors: for each,
 estimate the bits needed to store the code of one image and the PSNR it buys. For the
-AE, quantise each of the 16 code numbers to 8 bits (256 levels between the smallest and
+AE, quantise each code number to 8 bits (256 levels between the smallest and
 largest value of that dimension on the test images) and measure the PSNR of decoding
 the quantised code. For the VAE, the average KL term in nats is the cost of its code
 (divide by $\\ln 2$ for bits), paid by an encoder that sends a sample $z$ with the
-bits-back scheme. For the VQ-VAE, count $7 \\times 7 \\times 9$ bits, and the prior's
+bits-back scheme. For the VQ-VAE, count $h \\times w \\times \\log_2 K$ bits, and the prior's
 cross-entropy of the code grids (`evaluate.code_nll`), the cost with the prior as an
 entropy coder.
 """,
@@ -412,31 +415,32 @@ entropy coder.
 from aecourse.losses import gaussian_kl
 
 with torch.no_grad():
-    z = ae.encode(x)  # (N_TEST, 16)
+    z = ae.encode(x)  # (N_TEST, latent_dim)
     low, high = z.min(0).values, z.max(0).values
     step = (high - low) / 255
     z_8bit = low + torch.round((z - low) / step) * step  # 256 levels per dimension
     mu, logvar = vae.encode(x)
     kl_bits = gaussian_kl(mu, logvar).mean().item() / math.log(2)
+m = ae.config.latent_dim
 rate = {
-    "AE, 16 float32": (16 * 32, computed["ae"]["psnr_db"]),
-    "AE, 16 x 8 bits": (16 * 8, metrics.psnr(ae.decode(z_8bit).detach(), x)),
+    "AE, float32 code": (m * 32, computed["ae"]["psnr_db"]),
+    "AE, 8-bit code": (m * 8, metrics.psnr(ae.decode(z_8bit).detach(), x)),
     "VAE, KL (bits-back)": (kl_bits, computed["vae"]["psnr_db"]),
-    "VQ-VAE, 49 x 9 bits": (g * g * math.log2(K), computed["vqvae"]["psnr_db"]),
+    "VQ-VAE, raw indices": (g * g * math.log2(K), computed["vqvae"]["psnr_db"]),
     "VQ-VAE, prior as entropy coder": (computed["vqvae"]["bits_per_code"] * g * g, computed["vqvae"]["psnr_db"]),
 }
 for name, (bits, db) in rate.items():
     print(f"{name:32s} {bits:6.0f} bits per image  {db:5.1f} dB")
-assert abs(rate["AE, 16 x 8 bits"][1] - rate["AE, 16 float32"][1]) < 0.5  # 8 bits per number lose almost nothing
-assert rate["VQ-VAE, prior as entropy coder"][0] < rate["VQ-VAE, 49 x 9 bits"][0]
+assert abs(rate["AE, 8-bit code"][1] - rate["AE, float32 code"][1]) < 0.5  # 8 bits per number lose almost nothing
+assert rate["VQ-VAE, prior as entropy coder"][0] < rate["VQ-VAE, raw indices"][0]
 """),
             md("""
 The AE's floats are mostly wasted precision: 8 bits per number decode to nearly the
-same image, so 128 bits buy its PSNR. The VAE's code carries only a few dozen bits, the
+same image, so a quarter of the stored bits buy its PSNR. The VAE's code carries only a few dozen bits, the
 fewest by far, and yet reconstructs nearly as well as the AE: the KL term makes it
 spend its bits where they buy the most, and it renders what it leaves out as an
 average, which is the blur. The VQ-VAE spends the most bits and buys the best PSNR; its
-prior knows which code grids are likely and cuts the cost well below the raw 441 bits.
+prior knows which code grids are likely and cuts the cost well below the raw indices.
 Comparing compressors fairly means comparing them at equal rates, which is what
 rate-distortion curves do: each model here sits at one point of its own curve.
 """),
