@@ -9,32 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from cells import code, exercise, md, write
 
 OUT = Path(__file__).resolve().parents[2] / "notebooks" / "01_manifold.ipynb"
 NAME = "01_manifold"
-
-
-def md(text: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    return cell
-
-
-def exercise(label: str, text: str, solution: list[nbformat.NotebookNode]) -> list[nbformat.NotebookNode]:
-    """An exercise, then its solution cells between gated solution-start/-end markers."""
-    return [
-        md(f"```{{exercise}}\n:label: {label}\n\n{text.strip()}\n```"),
-        md(f"````{{solution-start}} {label}\n:class: dropdown\n````"),
-        *solution,
-        md("```{solution-end}\n```"),
-    ]
 
 
 CELLS = [
@@ -317,15 +295,5 @@ that the decoder knows, and the ghost is lost.
 ]
 
 
-def main() -> None:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.validate(nb)
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT}")
-
-
 if __name__ == "__main__":
-    main()
+    write(CELLS, OUT)
