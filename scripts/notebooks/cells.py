@@ -33,6 +33,17 @@ def exercise(label: str, text: str, solution: list[nbformat.NotebookNode]) -> li
     ]
 
 
+def install_cell() -> nbformat.NotebookNode:
+    """Every notebook's first code cell: install the package only where it is missing (Colab)."""
+    return code("""
+try:
+    import aecourse
+except ImportError:  # e.g. on Colab: install the course package, keeping Colab's torch
+    %pip install -q "aecourse @ git+https://github.com/aecourse/aecourse"
+    import aecourse
+""")
+
+
 def write(cells: list[nbformat.NotebookNode], out: Path, id_prefix: str | None = None) -> None:
     """Write the notebook; with id_prefix, stable cell ids make regenerating byte-identical."""
     nb = new_notebook(cells=cells)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cells import code, exercise, md, write
+from cells import code, exercise, install_cell, md, write
 
 OUT = Path(__file__).resolve().parents[2] / "notebooks" / "01_manifold.ipynb"
 NAME = "01_manifold"
@@ -29,13 +29,7 @@ how well PCA reconstructs the test images with $k$ = 2 to 64 numbers, and how we
 course's trained autoencoders do with 2 and 16. Set `TRAIN = True` to train an
 autoencoder at every size instead (on a GPU, e.g. on Colab).
 """),
-    code("""
-try:
-    import aecourse
-except ImportError:  # e.g. on Colab: install the course package, keeping Colab's torch
-    %pip install -q "aecourse @ git+https://github.com/aecourse/aecourse"
-    import aecourse
-"""),
+    install_cell(),
     code("""
 import math
 

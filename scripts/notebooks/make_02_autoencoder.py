@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cells import code, exercise, md, write
+from cells import code, exercise, install_cell, md, write
 
 OUT = Path(__file__).resolve().parents[2] / "notebooks" / "02_autoencoder.ipynb"
 NAME = "02_autoencoder"
@@ -31,13 +31,7 @@ clothing. We compare reconstructions with PCA, look inside the linear autoencode
 code, draw the 2-D latent space as a map, decode points of the latent space where no
 image was encoded, and interpolate between images.
 """),
-    code("""
-try:
-    import aecourse
-except ImportError:  # e.g. on Colab: install the course package, keeping Colab's torch
-    %pip install -q "aecourse @ git+https://github.com/aecourse/aecourse"
-    import aecourse
-"""),
+    install_cell(),
     code("""
 import copy
 

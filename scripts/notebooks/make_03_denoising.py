@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cells import code, exercise, md, write
+from cells import code, exercise, install_cell, md, write
 
 OUT = Path(__file__).resolve().parents[2] / "notebooks" / "03_denoising.ipynb"
 NAME = "03_denoising"
@@ -30,13 +30,7 @@ result against the noise level next to two baselines (the noisy input itself and
 projection onto the leading principal components), try the noise level live, and check on real
 images that the denoiser moves corrupted images back towards the data.
 """),
-    code("""
-try:
-    import aecourse
-except ImportError:  # e.g. on Colab: install the course package, keeping Colab's torch
-    %pip install -q "aecourse @ git+https://github.com/aecourse/aecourse"
-    import aecourse
-"""),
+    install_cell(),
     code("""
 import copy
 import math

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cells import code, exercise, md, write
+from cells import code, exercise, install_cell, md, write
 
 OUT = Path(__file__).resolve().parents[2] / "notebooks" / "04_vae.ipynb"
 NAME = "04_vae"
@@ -30,13 +30,7 @@ look at reconstructions, sample from the prior, interpolate, traverse latent dim
 draw the 2-D latent map, find the latent units the VAE switched off, and measure a test
 log-likelihood with the importance-weighted bound.
 """),
-    code("""
-try:
-    import aecourse
-except ImportError:  # e.g. on Colab: install the course package, keeping Colab's torch
-    %pip install -q "aecourse @ git+https://github.com/aecourse/aecourse"
-    import aecourse
-"""),
+    install_cell(),
     code("""
 import copy
 import functools

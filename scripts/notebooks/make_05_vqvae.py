@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cells import code, exercise, md, write
+from cells import code, exercise, install_cell, md, write
 
 OUT = Path(__file__).resolve().parents[2] / "notebooks" / "05_vqvae.ipynb"
 NAME = "05_vqvae"
@@ -29,13 +29,7 @@ the codebook is used; shows that decoding random codes gives noise; and then gen
 new images by sampling code grids from the prior, measuring the prior in bits per code
 and the samples' quality with a Frechet distance, and varying the sampling temperature.
 """),
-    code("""
-try:
-    import aecourse
-except ImportError:  # e.g. on Colab: install the course package, keeping Colab's torch
-    %pip install -q "aecourse @ git+https://github.com/aecourse/aecourse"
-    import aecourse
-"""),
+    install_cell(),
     code("""
 import math
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cells import code, exercise, md, write
+from cells import code, exercise, install_cell, md, write
 
 OUT = Path(__file__).resolve().parents[2] / "notebooks" / "06_comparison.ipynb"
 NAME = "06_comparison"
@@ -29,13 +29,7 @@ PixelCNN `prior`, and measures them on the same test images: one table of metric
 the same images reconstructed and denoised by every model, samples with their Fréchet
 distances, and what each model cost to train.
 """),
-    code("""
-try:
-    import aecourse
-except ImportError:  # e.g. on Colab: install the course package, keeping Colab's torch
-    %pip install -q "aecourse @ git+https://github.com/aecourse/aecourse"
-    import aecourse
-"""),
+    install_cell(),
     code("""
 import math
 
