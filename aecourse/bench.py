@@ -14,7 +14,6 @@ nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 
@@ -23,20 +22,9 @@ from torch import Tensor
 
 from aecourse.data import Batches, load
 from aecourse.recipes import RECIPES, Recipe
-from aecourse.train import TrainConfig, default_device, fit
+from aecourse.train import TrainConfig, default_device, device_name, fit
 
 SEED = 0  # model initialisation, random code grids, loss noise
-
-
-def device_name(device: torch.device) -> str:
-    """A readable name of the device, e.g. 'NVIDIA H100 80GB HBM3' or the CPU's."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:  # Linux names the CPU model here; platform.processor() is often empty
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine() or device.type
 
 
 def _sync(device: torch.device) -> None:

@@ -34,7 +34,7 @@ from aecourse import metrics
 from aecourse.data import ImageData, binarize, load
 from aecourse.losses import elbo, gaussian_kl
 from aecourse.models import AE, DAE, VAE, VQVAE, Classifier, Prior, gaussian_noise, mask_pixels
-from aecourse.models.pca import pca_reconstruct, principal_angle_degrees
+from aecourse.models.pca import pca, pca_reconstruct, principal_angle_degrees
 from aecourse.pretrained import WEIGHTS_DIR, list_pretrained, load_card, load_pretrained, update_card
 from aecourse.train import default_device
 
@@ -87,13 +87,9 @@ def reconstruction_psnr(model: nn.Module, x: Tensor) -> float:
 
 def fit_pca(x: Tensor) -> tuple[Tensor, Tensor]:
     """Mean (P,) and all principal directions (P, P), largest variance first, of images x
-    (N, C, H, W): the eigenvectors of the float64 covariance (seconds for 60,000 x 784).
-    ``directions[:k]`` is the PCA-k subspace of aecourse.models.pca."""
-    flat = x.reshape(len(x), -1).double()
-    mean = flat.mean(0)  # (P,)
-    centred = flat - mean  # (N, P)
-    _, vectors = torch.linalg.eigh(centred.T @ centred / (len(x) - 1))  # ascending eigenvalues
-    return mean.float(), vectors.flip(1).T.contiguous().float()  # (P,), (P, P)
+    (N, C, H, W); ``directions[:k]`` is the PCA-k subspace (aecourse.models.pca.pca)."""
+    mean, directions, _ = pca(x, k=x[0].numel())
+    return mean, directions
 
 
 def linear_ae_angle(model: AE, directions: Tensor) -> float:

@@ -348,7 +348,7 @@ def train_recipe(
             model, name, out,
             data=data_name, train_images=len(images), epochs=config.epochs,
             batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-            device=device.type, device_name=_device_name(device), processes=world_size,
+            device=device.type, device_name=device_name(device), processes=world_size,
             wall_time_s=round(history.seconds, 1),  # summed over resumed sessions
             train_history=list(history),
             command=command or f"aecourse.train.train_recipe({name!r}, ...)",
@@ -415,7 +415,8 @@ def _encode(
     return torch.cat([vqvae.encode(xb) for (xb,) in batches]), vqvae.config  # (N, h, w) int64
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
+    """A readable name of the device, for model cards and benchmarks."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":

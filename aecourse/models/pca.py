@@ -16,13 +16,16 @@ def pca(x: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """Principal components of images x (N, C, H, W), the linear AE's closed-form optimum.
 
     Returns the mean (P,), the top-k orthonormal directions (k, P) and the explained
-    variance of every component (min(N, P),), where P = C * H * W.
+    variance of every component (min(N, P),), where P = C * H * W. Computed as the
+    eigendecomposition of the float64 covariance (seconds for 60,000 x 784 images).
     """
     flat = x.reshape(len(x), -1).double()
-    mean = flat.mean(0)
-    _, s, vh = torch.linalg.svd(flat - mean, full_matrices=False)
-    variance = s**2 / (len(x) - 1)
-    return mean.float(), vh[:k].float(), variance.float()
+    mean = flat.mean(0)  # (P,)
+    centred = flat - mean  # (N, P)
+    values, vectors = torch.linalg.eigh(centred.T @ centred / (len(x) - 1))  # ascending
+    variance = values.flip(0).clamp_min(0.0)[: min(flat.shape)]  # largest first
+    directions = vectors.flip(1).T[:k].contiguous()  # (k, P), largest variance first
+    return mean.float(), directions.float(), variance.float()
 
 
 def pca_reconstruct(x: Tensor, mean: Tensor, components: Tensor) -> Tensor:
