@@ -4,6 +4,7 @@
     python -m aecourse.evaluate --quick          # a 1,000-image subset and reduced costs
     python -m aecourse.evaluate --json           # one JSON object: model -> metric -> value
     python -m aecourse.evaluate --write-cards    # full run, metrics into each model card
+    python -m aecourse.evaluate --quick --check  # compare with the cards' quick figures
 
 The protocol is the one of the course's design notes: reconstruction PSNR; denoising PSNR at
 Gaussian sigma 0.5 and 50 % masking; importance-weighted NLL (k = 1000, Burda et al. 2015) on
@@ -58,6 +59,20 @@ class Settings:
 
 FULL = Settings()
 QUICK = Settings(images=1000, nll_images=32, samples=250)  # about 40 s of one CPU core
+
+# Where each protocol's figures live in a model card. The quick figures are not estimates of
+# the full ones (32 NLL images, 250-sample FIDs are biased), so a card keeps both, and
+# `--quick --check` compares like with like.
+CARD_FIELDS = {FULL: ("test_metrics", "evaluation"), QUICK: ("quick_metrics", "quick_evaluation")}
+AGREE_REL = 0.01  # two runs of one protocol agree within 1 % (or AGREE_ABS) ...
+AGREE_ABS = 0.01
+AGREE_REL_FID = 0.10  # ... and FIDs within 10 %: samples drawn on another device differ
+
+
+def agrees(metric: str, value: float, reference: float) -> bool:
+    """Whether `value` reproduces `reference` within the noise of re-running the protocol."""
+    rel = AGREE_REL_FID if metric == "fid" else AGREE_REL
+    return abs(value - reference) <= max(AGREE_ABS, rel * abs(reference))
 
 
 # --- one function per model family; x is (N, C, H, W) in [0, 1] -------------------------
@@ -330,22 +345,71 @@ def _round(value: float) -> float:
     return round(value, 2) if abs(value) >= 1 or not math.isfinite(value) else round(value, 4)
 
 
-def format_table(results: dict[str, dict[str, float]]) -> str:
-    """One aligned table: model | metric | value, grouped by model."""
-    lines = [("model", "metric", "value")]
+def format_table(results: dict[str, dict[str, float]],
+                 references: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
+    """One aligned table: model | metric | value, grouped by model; `references` adds one
+    column per entry (column title -> row -> metric -> value), blank where it has no figure."""
+    references = references or {}
+    header = ("model", "metric", "value", *references)
+    lines = [header]
     for model, row in results.items():
-        lines += [(model if i == 0 else "", metric, f"{_round(v):g}") for i, (metric, v) in enumerate(row.items())]
-    widths = [max(len(line[c]) for line in lines) for c in range(3)]
-    rule = ("-" * widths[0], "-" * widths[1], "-" * widths[2])
-    rows = [lines[0], rule, *lines[1:]]
-    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows)
+        for i, (metric, v) in enumerate(row.items()):
+            extra = [references[title].get(model, {}).get(metric) for title in references]
+            lines.append((model if i == 0 else "", metric, f"{_round(v):g}",
+                          *("" if r is None else f"{_round(r):g}" for r in extra)))
+    widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
+    rows = [lines[0], tuple("-" * w for w in widths), *lines[1:]]
+    return "\n".join(
+        "  ".join(f"{cell:<{w}}" if c < 2 else f"{cell:>{w}}" for c, (cell, w) in enumerate(zip(line, widths)))
+        for line in rows)
+
+
+def _protocol(settings: Settings) -> dict[str, int | str]:
+    """The settings as a card records them (None -> "all")."""
+    return {key: "all" if value is None else value for key, value in asdict(settings).items()}
+
+
+def card_figures(names: list[str], weights_dir: Path, settings: Settings) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """The figures the named cards (and their baselines) hold for the protocol `settings`, and a
+    line for each card that holds none or holds those of other settings."""
+    metrics_field, evaluation_field = CARD_FIELDS.get(settings, CARD_FIELDS[FULL])
+    figures: dict[str, dict[str, float]] = {}
+    problems = []
+    for name in names:
+        card = load_card(name, weights_dir=weights_dir)
+        evaluation = card.get(evaluation_field, {})
+        recorded = {key: evaluation.get(key) for key in _protocol(settings)}
+        if metrics_field not in card:
+            problems.append(f"{name}: its card has no {metrics_field}")
+        elif recorded != _protocol(settings):
+            problems.append(f"{name}: its card's {metrics_field} are for {recorded}, not {_protocol(settings)}")
+        else:
+            figures.update(evaluation.get("baselines", {}))
+            figures[name] = card[metrics_field]
+    return figures, problems
+
+
+def disagreements(results: dict[str, dict[str, float]], cards: dict[str, dict[str, float]]) -> list[str]:
+    """Each figure of `results` that its card lacks or does not reproduce, as a line."""
+    lines = []
+    for row, values in results.items():
+        for metric, value in values.items():
+            reference = cards.get(row, {}).get(metric)
+            if reference is None:
+                lines.append(f"{row} {metric}: no figure in the cards")
+            elif not agrees(metric, value, reference):
+                lines.append(f"{row} {metric}: {_round(value):g} here, {_round(reference):g} in the card")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(prog="python -m aecourse.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="first 1,000 test images and reduced costs")
     parser.add_argument("--json", action="store_true", help="print one JSON object: model -> metric -> value")
-    parser.add_argument("--write-cards", action="store_true", help="write each model's metrics into its card")
+    parser.add_argument("--write-cards", action="store_true",
+                        help="write each model's figures into its card (the quick ones with --quick)")
+    parser.add_argument("--check", action="store_true",
+                        help="compare with the figures the cards hold for this protocol; exit 1 if any differ")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="default: the package's weights")
     parser.add_argument("--device", help="default: the fastest available")
     parser.add_argument("--models", help="comma-separated names (default: every shipped model)")
@@ -353,8 +417,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="bound the NLL, ELBO and KL rows to the first N test images (a CPU budget)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    if args.write_cards and args.quick:
-        parser.error("--write-cards needs the full protocol; run it without --quick")
+    if args.write_cards and args.nll_images is not None and args.quick:
+        parser.error("--quick --write-cards records the quick protocol itself; drop --nll-images")
     device = torch.device(args.device) if args.device else default_device()
     settings = QUICK if args.quick else FULL
     if args.nll_images is not None:
@@ -370,30 +434,42 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                       f"{settings.nll_images} (k={settings.k}); FID of {settings.samples} samples (full run: "
                       f"all images, k={FULL.k}, {FULL.samples} samples)")
     footer.append(f"{seconds:.1f} s on {device}")
+    references, differing = {}, []
+    if args.check:
+        cards, differing = card_figures(list(evaluation.baselines), args.weights_dir, settings)
+        references = {"card": cards}
+        differing += disagreements({row: values for row, values in evaluation.results.items()
+                                    if row in cards}, cards)
+        footer.append(f"check against the cards' {CARD_FIELDS.get(settings, CARD_FIELDS[FULL])[0]}: "
+                      f"{len(differing)} problem(s)" + "".join(f"\n  {line}" for line in differing))
     if args.json:
         print(json.dumps(rounded, indent=2))
         print("\n".join(footer), file=sys.stderr)
     else:
-        print(format_table(evaluation.results) + "\n\n" + "\n".join(footer))
+        print(format_table(evaluation.results, references) + "\n\n" + "\n".join(footer))
     if args.write_cards:
         command = shlex.join(["python", "-m", "aecourse.evaluate", *argv])
         write_cards(evaluation, args.weights_dir, settings, device, command=command)
+    if differing:
+        raise SystemExit(1)
     return rounded
 
 
 def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, device: torch.device,
                 command: str = "python -m aecourse.evaluate --write-cards") -> None:
-    """Each model's card: test_metrics = its own row; `evaluation` = the settings and its baselines."""
+    """Each model's card: its own row and `evaluation` (the settings and its baselines), under
+    `test_metrics`/`evaluation` for the full protocol and `quick_metrics`/`quick_evaluation`
+    for the quick one. Any other settings (e.g. --nll-images) count as the full protocol."""
+    metrics_field, evaluation_field = CARD_FIELDS.get(settings, CARD_FIELDS[FULL])
     rounded = {row: {m: _round(v) for m, v in values.items()} for row, values in evaluation.results.items()}
     for name, baseline_rows in evaluation.baselines.items():
         baselines = {row: rounded[row] for row in baseline_rows}
-        protocol = {key: "all" if value is None else value for key, value in asdict(settings).items()}
-        update_card(name, weights_dir, test_metrics=rounded[name], evaluation={
-            "split": "test", **protocol, "sigma": SIGMA, "mask": MASK, "device": str(device),
+        update_card(name, weights_dir, **{metrics_field: rounded[name], evaluation_field: {
+            "split": "test", **_protocol(settings), "sigma": SIGMA, "mask": MASK, "device": str(device),
             "seeds": {"noise": NOISE_SEED, "binarize": BINARIZE_SEED, "sample": SAMPLE_SEED},
             "baselines": baselines, "command": command,
             "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
+        }})
 
 
 if __name__ == "__main__":

@@ -10,10 +10,14 @@ Each shipped model is two files in ``aecourse/weights/``:
 
 ``load_pretrained(name)`` reads the card, checks the sha256, rebuilds the config dataclass,
 instantiates the class named in the card and loads the weights strictly (every key must match).
+
+``python -m aecourse.pretrained`` prints how each shipped model was trained (device, epochs,
+wall time, size), from the cards alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -289,3 +293,37 @@ def _to_tuple(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_to_tuple(v) for v in value)
     return value
+
+
+TRAINING_COLUMNS = ("model", "class", "parameters", "MB", "data", "device", "epochs", "wall time", "command")
+
+
+def training_table(weights_dir: str | Path | None = None) -> str:
+    """A Markdown table of how each saved model was trained, read from its card."""
+    weights_dir = _weights_dir(weights_dir)
+    rows = []
+    for name in list_pretrained(weights_dir):
+        card = load_card(name, weights_dir)
+        weights = weights_dir / f"{name}.safetensors"
+        parameters = sum(p.numel() for p in load_pretrained(name, weights_dir=weights_dir).parameters())
+        device = card.get("device", "?")
+        if card.get("device_name"):
+            device += f" ({card['device_name']})"
+        minutes = card.get("wall_time_s")
+        rows.append((name, card.get("model", "?"), f"{parameters:,}", f"{weights.stat().st_size / 1e6:.2f}",
+                     card.get("data", "?"), device, str(card.get("epochs", "?")),
+                     "?" if minutes is None else f"{minutes / 60:.1f} min", f"`{card.get('command', '?')}`"))
+    lines = [TRAINING_COLUMNS, ("---",) * len(TRAINING_COLUMNS), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m aecourse.pretrained",
+                                     description="How each saved model was trained, from its card.")
+    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="default: the package's weights")
+    args = parser.parse_args(argv)
+    print(training_table(args.weights_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,7 @@ from aecourse.models import (
     VAEConfig, VQVAEConfig,
 )
 from aecourse.models.pca import pca, pca_reconstruct
-from aecourse.pretrained import load_card, load_pretrained, save_pretrained
+from aecourse.pretrained import load_card, load_pretrained, save_pretrained, update_card
 
 TINY = {  # every shipped name, as a small random model
     "ae": lambda: AE(AEConfig(latent_dim=16, channels=(4, 8))),
@@ -103,10 +103,55 @@ def test_quick_sane_ranges(quick):
     assert printed["prior"]["bits_per_code"] == pytest.approx(bits, rel=1e-2)
 
 
-def test_write_cards_is_refused_with_quick(weights_dir, capsys):
-    with pytest.raises(SystemExit):
-        evaluate.main(["--quick", "--write-cards", "--weights-dir", str(weights_dir)])
-    assert "--write-cards" in capsys.readouterr().err
+def test_quick_write_cards_then_check_round_trip(tmp_path, capsys):
+    save_tiny(tmp_path, ["ae", "classifier"])
+    args = ["--quick", "--weights-dir", str(tmp_path), "--models", "ae,classifier", "--device", "cpu"]
+    with pytest.raises(SystemExit) as exit_info:  # nothing recorded yet: the check fails
+        evaluate.main([*args, "--check"])
+    assert exit_info.value.code == 1
+    assert "ae: its card has no quick_metrics" in capsys.readouterr().out
+    evaluate.main([*args, "--write-cards"])
+    card = load_card("ae", weights_dir=tmp_path)
+    assert not card.get("test_metrics")  # the quick protocol never writes the full figures
+    assert set(card["quick_metrics"]) == {"psnr_db"} and "pca-16" in card["quick_evaluation"]["baselines"]
+    assert card["quick_evaluation"]["images"] == 1000 and card["quick_evaluation"]["samples"] == 250
+    capsys.readouterr()
+    returned = evaluate.main([*args, "--check"])  # a re-run reproduces the recorded figures
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["model", "metric", "value", "card"]
+    assert "0 problem(s)" in out
+    assert returned["ae"]["psnr_db"] == card["quick_metrics"]["psnr_db"]
+
+
+def test_check_names_a_figure_the_card_does_not_reproduce(tmp_path, capsys):
+    save_tiny(tmp_path, ["ae"])
+    args = ["--quick", "--weights-dir", str(tmp_path), "--models", "ae", "--device", "cpu"]
+    evaluate.main([*args, "--write-cards"])
+    card = load_card("ae", weights_dir=tmp_path)
+    update_card("ae", tmp_path, quick_metrics={"psnr_db": card["quick_metrics"]["psnr_db"] + 1.0})
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([*args, "--check"])
+    assert exit_info.value.code == 1
+    out = capsys.readouterr().out
+    assert "1 problem(s)" in out and "ae psnr_db:" in out and "in the card" in out
+
+
+def test_check_refuses_figures_of_another_protocol(tmp_path, capsys):
+    save_tiny(tmp_path, ["classifier"])
+    args = ["--weights-dir", str(tmp_path), "--models", "classifier", "--device", "cpu"]
+    evaluate.main(["--quick", *args, "--write-cards"])
+    update_card("classifier", tmp_path, test_metrics={"accuracy": 0.1},
+                evaluation={"images": "all", "k": 1000, "nll_images": 1000, "samples": 10_000})
+    with pytest.raises(SystemExit):  # the card's full figures used 1000 NLL images, not 500
+        evaluate.main([*args, "--nll-images", "500", "--check"])
+    assert "are for" in capsys.readouterr().out
+
+
+def test_agreement_tolerances():
+    assert evaluate.agrees("psnr_db", 21.0, 21.2) and not evaluate.agrees("psnr_db", 21.0, 21.3)
+    assert evaluate.agrees("accuracy", 0.885, 0.888) and not evaluate.agrees("accuracy", 0.87, 0.888)
+    assert evaluate.agrees("fid", 75.0, 71.4) and not evaluate.agrees("fid", 80.0, 71.4)
 
 
 def test_table_is_aligned_and_grouped():
@@ -222,3 +267,4 @@ def test_table_output_names_skips_and_the_quick_reductions(weights_dir, capsys):
     assert "classifier" in out and "accuracy" in out
     assert "skipped nope: no weights" in out
     assert "quick: the first 1000 test images" in out
+

@@ -591,6 +591,22 @@ def test_prior_sample_is_reproducible_and_follows_the_model():
     assert (cold == greedy).all()
 
 
+def test_prior_sampling_on_the_rows_drawn_so_far_matches_the_full_grid():
+    """`sample` feeds only rows 0..i: their logits equal the full grid's, and so do the draws."""
+    torch.manual_seed(0)
+    model = Prior(PriorConfig(codebook_size=6, grid=5, channels=8, num_layers=3)).eval()
+    indices = torch.randint(0, 6, (3, 5, 5))
+    full = model(indices)  # (3, 6, 5, 5)
+    for rows in range(1, 6):
+        torch.testing.assert_close(model.head(model._features(indices[:, :rows])), full[:, :, :rows])
+    reference, generator = torch.zeros((4, 5, 5), dtype=torch.long), gen(11)
+    for i in range(5):  # the plain sampler: the whole grid at every cell
+        for j in range(5):
+            probs = torch.softmax(model(reference)[:, :, i, j], dim=1)
+            reference[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    assert torch.equal(model.sample(4, gen(11)), reference)
+
+
 def test_prior_sample_first_cell_follows_its_marginal():
     """The first cell sees nothing: its frequencies over many samples match softmax(logits)."""
     torch.manual_seed(0)

@@ -306,3 +306,19 @@ def test_shipped_weights_load():
         card = load_card(name)
         assert card["name"] == name and type(model).__name__ == card["model"]
         assert card["sha256"] == sha256_file(WEIGHTS_DIR / f"{name}.safetensors")
+
+
+def test_training_table_has_a_row_per_card_with_device_epochs_and_size(tmp_path, capsys):
+    from aecourse.models import AE, AEConfig
+    from aecourse.pretrained import main, training_table
+
+    model = AE(AEConfig(latent_dim=2, channels=(4, 8)))
+    save_pretrained(model, "tiny", tmp_path, device="cpu", device_name="CPU: test", epochs=3, wall_time_s=90.0,
+                    command="python -m aecourse.train ae-2d")
+    lines = training_table(tmp_path).splitlines()
+    assert lines[0].startswith("| model | class | parameters |") and len(lines) == 3
+    cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert cells[:3] == ["tiny", "AE", f"{sum(p.numel() for p in model.parameters()):,}"]
+    assert cells[5:8] == ["cpu (CPU: test)", "3", "1.5 min"]
+    main(["--weights-dir", str(tmp_path)])
+    assert "| tiny | AE |" in capsys.readouterr().out

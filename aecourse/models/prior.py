@@ -103,11 +103,18 @@ class Prior(nn.Module):
     def forward(self, indices: Tensor) -> Tensor:
         """Codes (B, g, g) -> logits (B, K, g, g) of p(k_i | k_<i) at every cell."""
         self._check(indices)
-        x = self.embed(indices).permute(0, 3, 1, 2)  # (B, C, g, g)
+        return self.head(self._features(indices))
+
+    def _features(self, indices: Tensor) -> Tensor:
+        """The horizontal stack's output (B, C, rows, g) for codes (B, rows, g), any rows <= g.
+
+        No output looks down, so the features of rows 0..i are the same whether or not the
+        rows below are present: `sample` feeds only the rows drawn so far."""
+        x = self.embed(indices).permute(0, 3, 1, 2)  # (B, C, rows, g)
         v, h = x, x
         for layer in self.layers:
             v, h = layer(v, h)
-        return self.head(h)
+        return h
 
     def log_prob(self, indices: Tensor) -> Tensor:
         """log p(indices) in nats, one number per grid: (B,)."""
@@ -118,7 +125,9 @@ class Prior(nn.Module):
     def sample(
         self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
     ) -> Tensor:
-        """n code grids (n, g, g) drawn cell by cell in raster order."""
+        """n code grids (n, g, g) drawn cell by cell in raster order.
+
+        Cell (i, j) needs the features of rows 0..i only; the head runs on that one cell."""
         if n <= 0 or temperature <= 0:
             raise ValueError(f"need n > 0 and temperature > 0, got n={n}, temperature={temperature}")
         g = self.config.grid
@@ -126,7 +135,8 @@ class Prior(nn.Module):
         indices = torch.zeros((n, g, g), dtype=torch.long, device=device)
         for i in range(g):
             for j in range(g):
-                logits = self.forward(indices)[:, :, i, j] / temperature  # (n, K)
+                h = self._features(indices[:, : i + 1])[:, :, i : i + 1, j : j + 1]  # (n, C, 1, 1)
+                logits = self.head(h)[:, :, 0, 0] / temperature  # (n, K)
                 probs = torch.softmax(logits.float(), dim=1)
                 indices[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         return indices
