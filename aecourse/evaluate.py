@@ -5,6 +5,7 @@
     python -m aecourse.evaluate --json           # one JSON object: model -> metric -> value
     python -m aecourse.evaluate --write-cards    # full run, metrics into each model card
     python -m aecourse.evaluate --quick --check  # compare with the cards' quick figures
+    python -m aecourse.evaluate --from-cards     # the table the cards hold, nothing run
 
 The protocol is the one of the course's design notes: reconstruction PSNR; denoising PSNR at
 Gaussian sigma 0.5 and 50 % masking; importance-weighted NLL (k = 1000, Burda et al. 2015) on
@@ -379,13 +380,13 @@ def card_figures(names: list[str], weights_dir: Path, settings: Settings) -> tup
         card = load_card(name, weights_dir=weights_dir)
         evaluation = card.get(evaluation_field, {})
         recorded = {key: evaluation.get(key) for key in _protocol(settings)}
-        if metrics_field not in card:
+        if not card.get(metrics_field):
             problems.append(f"{name}: its card has no {metrics_field}")
         elif recorded != _protocol(settings):
             problems.append(f"{name}: its card's {metrics_field} are for {recorded}, not {_protocol(settings)}")
-        else:
-            figures.update(evaluation.get("baselines", {}))
+        else:  # the model's row, then its baselines: the order of the table
             figures[name] = card[metrics_field]
+            figures.update({row: v for row, v in evaluation.get("baselines", {}).items() if row not in figures})
     return figures, problems
 
 
@@ -410,6 +411,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="write each model's figures into its card (the quick ones with --quick)")
     parser.add_argument("--check", action="store_true",
                         help="compare with the figures the cards hold for this protocol; exit 1 if any differ")
+    parser.add_argument("--from-cards", action="store_true",
+                        help="print the figures the cards hold for this protocol; evaluate nothing")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="default: the package's weights")
     parser.add_argument("--device", help="default: the fastest available")
     parser.add_argument("--models", help="comma-separated names (default: every shipped model)")
@@ -424,6 +427,20 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.nll_images is not None:
         settings = replace(settings, nll_images=args.nll_images)
     names = args.models.split(",") if args.models else None
+    if args.from_cards:
+        if args.write_cards or args.check:
+            parser.error("--from-cards evaluates nothing: it cannot be combined with --write-cards or --check")
+        names = names or [name for name in (*SHIPPED, *list_pretrained(args.weights_dir))
+                          if name in list_pretrained(args.weights_dir)]
+        figures, problems = card_figures(list(dict.fromkeys(names)), args.weights_dir, settings)
+        protocol = f"{CARD_FIELDS.get(settings, CARD_FIELDS[FULL])[0]} for {_protocol(settings)}"
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        else:
+            print(format_table(figures) + f"\n\nfrom the cards' {protocol}" + "".join(f"\n{p}" for p in problems))
+        if problems:
+            raise SystemExit(1)
+        return figures
     start = time.perf_counter()
     evaluation = evaluate(names, weights_dir=args.weights_dir, device=device, settings=settings)
     seconds = time.perf_counter() - start

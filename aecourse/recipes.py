@@ -49,13 +49,13 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "ae": Recipe(AE, AEConfig(latent_dim=16, channels=(32, 64, 128)), losses.ae_loss, epochs=20,
+    "ae": Recipe(AE, AEConfig(latent_dim=16, channels=(32, 64, 128)), losses.ae_loss, epochs=60,
                  description="convolutional autoencoder, 16-D latent"),
     "ae-2d": Recipe(AE, AEConfig(latent_dim=2), losses.ae_loss, epochs=8,
                     description="convolutional autoencoder, 2-D latent for maps"),
     "ae-linear": Recipe(AE, AEConfig(latent_dim=16, linear=True), losses.ae_loss, epochs=60, lr=2e-3,
                         description="linear autoencoder, 16-D latent: the PCA comparison"),
-    "dae": Recipe(DAE, DAEConfig(latent_dim=64, channels=(32, 64, 128)), losses.dae_loss, epochs=15,
+    "dae": Recipe(DAE, DAEConfig(latent_dim=64, channels=(32, 64, 128)), losses.dae_loss, epochs=30,
                   description="denoising autoencoder (Gaussian noise and pixel masking), 64-D latent"),
     "vae": Recipe(VAE, VAEConfig(latent_dim=16, channels=(32, 64, 128)), losses.vae_loss, epochs=20,
                   description="convolutional VAE with a Bernoulli decoder, 16-D latent"),

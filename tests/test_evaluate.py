@@ -121,6 +121,15 @@ def test_quick_write_cards_then_check_round_trip(tmp_path, capsys):
     assert out.splitlines()[0].split() == ["model", "metric", "value", "card"]
     assert "0 problem(s)" in out
     assert returned["ae"]["psnr_db"] == card["quick_metrics"]["psnr_db"]
+    from_cards = evaluate.main(["--quick", "--from-cards", "--weights-dir", str(tmp_path)])  # nothing run
+    assert list(from_cards) == ["ae", "pca-16", "classifier"]  # each model, then its baselines
+    assert from_cards["ae"] == card["quick_metrics"] and from_cards["pca-16"] == returned["pca-16"]
+    with pytest.raises(SystemExit):  # the full figures were never written
+        evaluate.main(["--from-cards", "--weights-dir", str(tmp_path)])
+    assert "its card has no test_metrics" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        evaluate.main(["--from-cards", "--check", "--weights-dir", str(tmp_path)])
+    assert "cannot be combined" in capsys.readouterr().err
 
 
 def test_check_names_a_figure_the_card_does_not_reproduce(tmp_path, capsys):
@@ -268,3 +277,11 @@ def test_table_output_names_skips_and_the_quick_reductions(weights_dir, capsys):
     assert "skipped nope: no weights" in out
     assert "quick: the first 1000 test images" in out
 
+
+def test_shipped_models_reproduce_their_cards_quick_figures(capsys):
+    """The issue's acceptance check: `python -m aecourse.evaluate --quick --check` on the
+    shipped weights reproduces every quick figure their cards record (exit 1 otherwise)."""
+    returned = evaluate.main(["--quick", "--check", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "0 problem(s)" in out and "skipped" not in out
+    assert set(evaluate.SHIPPED) <= set(returned)

@@ -350,9 +350,12 @@ for name, values in nll.items():
     code("""
 for name, values in nll.items():
     assert values[0] > values[1] > values[2], (name, values)  # -L_1 = -ELBO > -L_10 > -L_100
-    card_metrics = {} if TRAIN else aecourse.load_card(name).get("test_metrics", {})  # filled by aecourse.evaluate
-    if "nll_nats" in card_metrics:
-        print(f"{name}: model card, all test images with k = 1000: NLL {card_metrics['nll_nats']:.1f} nats")
+    card = {} if TRAIN else aecourse.load_card(name)
+    if "nll_nats" in card.get("test_metrics", {}):  # filled by aecourse.evaluate
+        protocol = card["evaluation"]
+        images = "all" if protocol["nll_images"] == "all" else f"the first {protocol['nll_images']}"
+        print(f"{name}: model card, {images} test images with k = {protocol['k']}: "
+              f"NLL {card['test_metrics']['nll_nats']:.1f} nats")
 better, worse = sorted(nll, key=lambda name: nll[name][-1])
 print(f"with k = 100, {better} is {nll[worse][-1] - nll[better][-1]:.1f} nats per image better than {worse}")
 """),
