@@ -70,6 +70,12 @@ AGREE_ABS = 0.01
 AGREE_REL_FID = 0.10  # ... and FIDs within 10 %: samples drawn on another device differ
 
 
+def card_fields(settings: Settings) -> tuple[str, str]:
+    """The card fields (metrics, evaluation) of a protocol; any settings other than QUICK's
+    (e.g. FULL with --nll-images) count as the full protocol."""
+    return CARD_FIELDS.get(settings, CARD_FIELDS[FULL])
+
+
 def agrees(metric: str, value: float, reference: float) -> bool:
     """Whether `value` reproduces `reference` within the noise of re-running the protocol."""
     rel = AGREE_REL_FID if metric == "fid" else AGREE_REL
@@ -320,6 +326,11 @@ class Evaluation:
     notes: list[str]  # anything else the footer should say
 
 
+def default_names(available: set[str]) -> list[str]:
+    """Every shipped name, then any other saved model, in table order."""
+    return [*SHIPPED, *sorted(available - set(SHIPPED))]
+
+
 def evaluate(names: list[str] | None = None, *, weights_dir: str | Path | None = None,
              device: str | torch.device | None = None, settings: Settings = FULL) -> Evaluation:
     """Evaluate the shipped models `names` (default: all) with their baselines, on `device`
@@ -327,7 +338,7 @@ def evaluate(names: list[str] | None = None, *, weights_dir: str | Path | None =
     device = torch.device(device) if device is not None else default_device()
     run = _Run(Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR, device, settings)
     if names is None:
-        names = [*SHIPPED, *sorted(run.available - set(SHIPPED))]
+        names = default_names(run.available)
     out = Evaluation({}, {}, {}, [])
     for name in names:
         try:
@@ -344,6 +355,10 @@ def evaluate(names: list[str] | None = None, *, weights_dir: str | Path | None =
 
 def _round(value: float) -> float:
     return round(value, 2) if abs(value) >= 1 or not math.isfinite(value) else round(value, 4)
+
+
+def _rounded(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {row: {metric: _round(v) for metric, v in values.items()} for row, values in results.items()}
 
 
 def format_table(results: dict[str, dict[str, float]],
@@ -373,7 +388,7 @@ def _protocol(settings: Settings) -> dict[str, int | str]:
 def card_figures(names: list[str], weights_dir: Path, settings: Settings) -> tuple[dict[str, dict[str, float]], list[str]]:
     """The figures the named cards (and their baselines) hold for the protocol `settings`, and a
     line for each card that holds none or holds those of other settings."""
-    metrics_field, evaluation_field = CARD_FIELDS.get(settings, CARD_FIELDS[FULL])
+    metrics_field, evaluation_field = card_fields(settings)
     figures: dict[str, dict[str, float]] = {}
     problems = []
     for name in names:
@@ -430,10 +445,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.from_cards:
         if args.write_cards or args.check:
             parser.error("--from-cards evaluates nothing: it cannot be combined with --write-cards or --check")
-        names = names or [name for name in (*SHIPPED, *list_pretrained(args.weights_dir))
-                          if name in list_pretrained(args.weights_dir)]
-        figures, problems = card_figures(list(dict.fromkeys(names)), args.weights_dir, settings)
-        protocol = f"{CARD_FIELDS.get(settings, CARD_FIELDS[FULL])[0]} for {_protocol(settings)}"
+        available = set(list_pretrained(args.weights_dir))
+        names = names or [name for name in default_names(available) if name in available]
+        figures, problems = card_figures(names, args.weights_dir, settings)
+        protocol = f"{card_fields(settings)[0]} for {_protocol(settings)}"
         if args.json:
             print(json.dumps(figures, indent=2))
         else:
@@ -444,7 +459,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     start = time.perf_counter()
     evaluation = evaluate(names, weights_dir=args.weights_dir, device=device, settings=settings)
     seconds = time.perf_counter() - start
-    rounded = {row: {metric: _round(v) for metric, v in values.items()} for row, values in evaluation.results.items()}
+    rounded = _rounded(evaluation.results)
     footer = [f"skipped {name}: {reason}" for name, reason in evaluation.skipped.items()] + evaluation.notes
     if args.quick:
         footer.append(f"quick: the first {settings.images} test images; NLL, ELBO and KL on the first "
@@ -457,7 +472,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         references = {"card": cards}
         differing += disagreements({row: values for row, values in evaluation.results.items()
                                     if row in cards}, cards)
-        footer.append(f"check against the cards' {CARD_FIELDS.get(settings, CARD_FIELDS[FULL])[0]}: "
+        footer.append(f"check against the cards' {card_fields(settings)[0]}: "
                       f"{len(differing)} problem(s)" + "".join(f"\n  {line}" for line in differing))
     if args.json:
         print(json.dumps(rounded, indent=2))
@@ -477,8 +492,8 @@ def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, d
     """Each model's card: its own row and `evaluation` (the settings and its baselines), under
     `test_metrics`/`evaluation` for the full protocol and `quick_metrics`/`quick_evaluation`
     for the quick one. Any other settings (e.g. --nll-images) count as the full protocol."""
-    metrics_field, evaluation_field = CARD_FIELDS.get(settings, CARD_FIELDS[FULL])
-    rounded = {row: {m: _round(v) for m, v in values.items()} for row, values in evaluation.results.items()}
+    metrics_field, evaluation_field = card_fields(settings)
+    rounded = _rounded(evaluation.results)
     for name, baseline_rows in evaluation.baselines.items():
         baselines = {row: rounded[row] for row in baseline_rows}
         update_card(name, weights_dir, **{metrics_field: rounded[name], evaluation_field: {
