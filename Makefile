@@ -1,8 +1,9 @@
 # aecourse: set-up, book, tests.
 #
 #   make book           set up (see `bootstrap`), then build the book into _build/html
-#   make test           set up, then unit tests, nbval over notebooks/, the book, a browser check
+#   make test           set up, then unit tests, the book (runs every notebook), a browser check
 #   make book-student   the book without exercise solutions, into _build/student/html
+#   make notebooks      regenerate notebooks/*.ipynb from their MyST sources notebooks/*.md
 #   make train MODEL=ae retrain one model (python -m aecourse.train MODEL $(ARGS))
 #   make evaluate       the metrics table (python -m aecourse.evaluate)
 #   make clean          remove _build (the book, the execution cache, screenshots)
@@ -23,15 +24,17 @@ BOOK_FLAGS := -W -n --keep-going
 MODEL ?= ae
 ARGS ?=
 
-.PHONY: help bootstrap system book book-student test test-unit test-notebooks test-site train evaluate clean
+.PHONY: help bootstrap system book book-student notebooks test test-unit test-site train evaluate clean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 ## Set-up ---------------------------------------------------------------------------------
 
 # Debian packages (Fashion-MNIST data, Chromium for the browser check, npm for MathJax),
-# installed when missing and the machine allows it; then the venv and MathJax.
+# installed when missing and the machine allows it; then the venv and MathJax. Without
+# apt-get (macOS) nothing is installed: the data comes through torchvision, and the
+# script says how to get npm and (for `make test`) Chromium with Homebrew.
 bootstrap: system $(VENV_STAMP) $(MATHJAX_JS)
 
 system:
@@ -39,6 +42,9 @@ system:
 
 $(VENV_STAMP): requirements.txt pyproject.toml
 	@if [ ! -x $(PY) ]; then \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	    echo "bootstrap: $(PYTHON) is $$($(PYTHON) --version); the course needs Python 3.11 or" \
+	      "newer (tested: 3.11, 3.12). Run e.g. make PYTHON=python3.12 ..." >&2; exit 1; }; \
 	  echo "bootstrap: creating $(VENV) with $$($(PYTHON) --version)"; \
 	  $(PYTHON) -m venv $(VENV); \
 	fi
@@ -48,7 +54,7 @@ $(VENV_STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 $(MATHJAX_JS):
-	@command -v npm >/dev/null || { echo "bootstrap: npm is needed to install MathJax (Debian: apt-get install npm)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "bootstrap: npm is needed to install MathJax (Debian: apt-get install npm; macOS: brew install node)" >&2; exit 1; }
 	npm install --prefix .mathjax --no-audit --no-fund --loglevel=error mathjax@$(MATHJAX_VERSION)
 	@# Keep what the CHTML renderer loads: the combined component, its extensions and fonts.
 	rm -rf .mathjax/static && mkdir -p .mathjax/static/mathjax/output
@@ -77,30 +83,38 @@ book: bootstrap $(EXEC_STAMP)
 book-student: bootstrap $(EXEC_STAMP)
 	$(PY) scripts/build_student.py
 
+# Each chapter notebook has one source, notebooks/NN_name.md (MyST Markdown). Its .ipynb
+# (for Colab) is generated from it by Jupytext: --update keeps the cell ids of unchanged
+# cells, so a one-word edit gives a one-line diff. tests/test_notebooks.py fails when a
+# pair differs.
+notebooks: bootstrap
+	$(VENV)/bin/jupytext --to ipynb --update notebooks/[0-9]*.md
+
 ## Tests ----------------------------------------------------------------------------------
 
-# Unit tests of the package; the browser check in tests/site runs after the book is built.
+# Unit tests of the package (and of the notebook pairs); the browser check in tests/site
+# runs after the book is built.
 RUN_UNIT_TESTS = $(PY) -m pytest tests --ignore=tests/site
-# nbval over every notebook (stored without outputs, so --nbval-lax: every cell must run
-# without error, outputs are compared only where a cell asks with `# NBVAL_CHECK_OUTPUT`).
-# pytest's exit 5 (nothing collected) is not a failure.
-RUN_NOTEBOOKS = if compgen -G "notebooks/*.ipynb" >/dev/null; then \
-	  $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 notebooks/ || [ $$? -eq 5 ]; \
-	else echo "no notebooks in notebooks/ yet: nbval skipped"; fi
+# The chapter notebooks run once, in the book build: a cell that raises (every check in
+# them is an assert) is a build warning, and warnings are errors.
 # The built site in headless Chromium, plus checks of the published book's sources.
 RUN_SITE_TESTS = AECOURSE_SITE_DIR=_build/html $(PY) -m pytest tests/site
 
-test: bootstrap $(EXEC_STAMP)
+# Every pin of the lock has a wheel for macOS arm64 and Windows x86_64 (pip dry runs, a few
+# minutes): checked again when requirements.txt changes.
+PLATFORMS_STAMP := _build/.platforms.stamp
+$(PLATFORMS_STAMP): requirements.txt scripts/check_platforms.py
+	$(PY) scripts/check_platforms.py
+	@mkdir -p _build && touch $@
+
+test: bootstrap $(EXEC_STAMP) $(PLATFORMS_STAMP)
 	$(RUN_UNIT_TESTS)
-	$(RUN_NOTEBOOKS)
 	$(BUILD_BOOK)
 	$(RUN_SITE_TESTS)
 
 # The steps of `make test` one at a time (they assume the set-up is done).
 test-unit:
 	$(RUN_UNIT_TESTS)
-test-notebooks:
-	$(RUN_NOTEBOOKS)
 test-site:
 	$(RUN_SITE_TESTS)
 

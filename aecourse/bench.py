@@ -6,7 +6,7 @@
 For each recipe of `aecourse.recipes` (the prior on random code grids) this prints the
 images per second of `aecourse.train.fit` (two epochs over a subset of the real training
 images; the first warms up, the second is timed) next to those of a bare loop of forward,
-backward and AdamW step over the same batches already on the device, the most any loop can
+backward and Adam step over the same batches already on the device, the most any loop can
 reach. Their ratio is the loop's efficiency (1.0: it costs nothing). A benchmark, not a test:
 nothing is asserted.
 """
@@ -22,7 +22,10 @@ from torch import Tensor
 
 from aecourse.data import Batches, load
 from aecourse.recipes import RECIPES, Recipe
-from aecourse.train import TrainConfig, default_device, device_name, fit
+from aecourse.cli import positive
+from aecourse.train import (
+    TrainConfig, autocast, autocast_dtype, default_device, device_name, fit, grad_scaler,
+)
 
 SEED = 0  # model initialisation, random code grids, loss noise
 
@@ -51,21 +54,23 @@ def fit_throughput(recipe: Recipe, data: tuple[Tensor, ...], device: torch.devic
 
 
 def plain_throughput(recipe: Recipe, data: tuple[Tensor, ...], device: torch.device) -> float:
-    """Images per second of forward + backward + AdamW step over data's batches, already on
-    the device, with fit's precision (bf16 autocast on CUDA); one warm-up step first."""
+    """Images per second of forward + backward + Adam step over data's batches, already on
+    the device, with fit's precision (`autocast_dtype`); one warm-up step first."""
     torch.manual_seed(SEED)
     model = recipe.model().to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     generator = torch.Generator(device).manual_seed(SEED)
     batches = list(Batches(*(t.to(device) for t in data), batch_size=recipe.batch_size, shuffle=False))
-    amp = TrainConfig().amp and device.type == "cuda"
+    dtype = autocast_dtype(device, TrainConfig().amp)
+    scaler = grad_scaler(dtype)
 
     def step(batch: tuple[Tensor, ...]) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(device, dtype):
             loss = recipe.loss(model, batch, generator)
         optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        optimizer.step()
+        scaler.scale(loss.total).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     step(batches[0])  # warm-up: allocations, kernel selection
     _sync(device)
@@ -80,14 +85,15 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     """Print the table; return name -> (fit images/s, plain images/s)."""
     parser = argparse.ArgumentParser(prog="python -m aecourse.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--models", help=f"comma-separated recipes (default: all of {', '.join(RECIPES)})")
-    parser.add_argument("--batches", type=int, default=10, help="batches per epoch (default: 10)")
+    parser.add_argument("--batches", type=positive(int), default=10,
+                        help="batches per epoch (default: 10)")
     parser.add_argument("--device", help="default: the fastest available")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    names = args.models.split(",") if args.models else list(RECIPES)
+    names = args.models.split(",") if args.models is not None else list(RECIPES)
     unknown = [name for name in names if name not in RECIPES]
-    if unknown or args.batches < 1:
-        parser.error(f"expected recipes among {list(RECIPES)} and --batches >= 1, got {unknown or args.batches}")
-    device = torch.device(args.device) if args.device else default_device()
+    if unknown:
+        parser.error(f"--models: unknown recipes {unknown}; expected names among {list(RECIPES)}")
+    device = torch.device(args.device) if args.device is not None else default_device()
 
     print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")

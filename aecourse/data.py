@@ -69,8 +69,9 @@ def load(
 ) -> ImageData:
     """Load a dataset split as float32 images (N, C, H, W) in [0, 1] and int64 labels (N,).
 
-    Fashion-MNIST is read from the Debian IDX files when they exist (directory overridable
-    with the AECOURSE_DATA_DIR environment variable), otherwise from torchvision, which
+    Fashion-MNIST is read from the Debian IDX files when they exist (or from the directory
+    that the AECOURSE_DATA_DIR environment variable names, which must hold them),
+    otherwise from torchvision, which
     downloads into `root` (default ~/.cache/aecourse) when `download` is true. The decoded
     uint8 arrays are cached, so loading a split again in the same process is cheap.
     """
@@ -80,12 +81,22 @@ def load(
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     root = Path(root if root is not None else DEFAULT_ROOT).expanduser()
     idx_dir = Path(os.environ.get(DATA_DIR_ENV, DEBIAN_DIR))
-    if name == "fashion-mnist" and all((idx_dir / f).exists() for f in _IDX_FILES[split]):
+    idx_found = all((idx_dir / f).exists() for f in _IDX_FILES[split])
+    if name == "fashion-mnist" and DATA_DIR_ENV in os.environ and not idx_found:
+        raise FileNotFoundError(  # a directory asked for is never passed over in silence
+            f"{DATA_DIR_ENV}={idx_dir} does not hold {list(_IDX_FILES[split])}; copy the "
+            f"IDX files there, or unset {DATA_DIR_ENV} to read {DEBIAN_DIR} or download"
+        )
+    if name == "fashion-mnist" and idx_found:
         x, y, classes = _load_idx(str(idx_dir.resolve()), split)
     else:
         x, y, classes = _load_torchvision(name, split, str(root.resolve()), download)
     # copies, so that callers may modify what they get without touching the cache
-    return ImageData(x.float().div_(255), y.to(torch.int64, copy=True), classes)
+    images = ImageData(x.float().div_(255), y.to(torch.int64, copy=True), classes)
+    # The one value check of the training images: the models skip it in training mode,
+    # where reading every batch back to the host would stall the GPU.
+    check_images(images.x, name=f"{name} {split} images")
+    return images
 
 
 def read_idx(path: str | Path, ndim: int) -> Tensor:
@@ -215,7 +226,7 @@ def check_images(
 ) -> None:
     """Raise ValueError unless x is a floating tensor (B, C, H, W) with the given channels and
     size, finite and in [0, 1]. values=False skips the value checks, which read the tensor
-    back to the host (a device sync), for data already checked once."""
+    back to the host (a device sync): for training batches, checked once by `load`."""
     c = channels if channels is not None else "C"
     h, w = (size, size) if size is not None else ("H", "W")
     expected = f"a float tensor of shape (B, {c}, {h}, {w}) with values in [0, 1]"

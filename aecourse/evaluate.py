@@ -11,7 +11,9 @@ The protocol is the one of the course's design notes: reconstruction PSNR; denoi
 Gaussian sigma 0.5 and 50 % masking; importance-weighted NLL (k = 1000, Burda et al. 2015) on
 the dynamically binarised test set; codebook usage and perplexity; the Frechet distance of
 samples in the shipped classifier's feature space. Baselines run in the same pass: PCA at
-the same latent size, the noisy input itself, the MLP VAE, and two halves of the test set.
+the same latent size; for a denoiser, the noisy input itself, the projection onto PCA's
+subspace and the best linear denoiser (reduced-rank regression) of the same rank, and the
+plain AE of the same width fed the noisy images; the MLP VAE; two halves of the test set.
 Each family has a function the notebooks can call, e.g. ``reconstruction_psnr(model, x)``.
 """
 
@@ -33,20 +35,27 @@ import torch
 from torch import Tensor, nn
 
 from aecourse import metrics
+from aecourse.cli import directory, positive
 from aecourse.data import ImageData, binarize, load
 from aecourse.losses import elbo, gaussian_kl
 from aecourse.models import AE, DAE, VAE, VQVAE, Classifier, Prior, gaussian_noise, mask_pixels
-from aecourse.models.pca import pca, pca_reconstruct, principal_angle_degrees
+from aecourse.models.pca import (
+    fit_linear_denoiser,
+    linear_denoise,
+    pca,
+    pca_reconstruct,
+    principal_angle_degrees,
+)
 from aecourse.pretrained import WEIGHTS_DIR, list_pretrained, load_card, load_pretrained, update_card
 from aecourse.train import default_device
 
 SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "vae", "vae-2d", "vae-mlp", "vqvae", "prior", "classifier")
 NOISE_SEED = 0  # seeds the corruption of the denoising rows
+FIT_NOISE_SEED = 3  # seeds the corruption of the training pairs of the linear denoisers
 BINARIZE_SEED = 1  # seeds the dynamic binarisation of the likelihood rows
 SAMPLE_SEED = 2  # seeds importance samples and generated images
 SIGMA = 0.5  # Gaussian noise level of the denoising rows
 MASK = 0.5  # fraction of pixels zeroed in the denoising rows
-PCA_DENOISE_DIM = 64  # latent size of the PCA projection baseline for denoising
 BATCH = 1000  # images per forward pass
 
 
@@ -91,15 +100,10 @@ def _device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def reconstruct(model: nn.Module, x: Tensor, batch_size: int = BATCH) -> Tensor:
-    """Reconstructions (N, C, H, W) of x: an AE's x_hat, a VAE's mean sigmoid(decode(mu)),
-    a VQ-VAE's decoded codes. Computed in batches on the model's device."""
-    def one(xb: Tensor) -> Tensor:
-        if isinstance(model, VAE):
-            return torch.sigmoid(model.decode(model.encode(xb)[0]))
-        if isinstance(model, VQVAE):
-            return model.decode_indices(model.encode(xb))
-        return model(xb).x_hat
-    return torch.cat([one(xb.to(_device(model))) for xb in x.split(batch_size)])
+    """`model.reconstruct` of x (N, C, H, W) in batches on the model's device: an AE's x_hat,
+    a VAE's mean sigmoid(decode(mu)), a VQ-VAE's decoded codes."""
+    device = _device(model)
+    return torch.cat([model.reconstruct(xb.to(device)) for xb in x.split(batch_size)])
 
 
 def reconstruction_psnr(model: nn.Module, x: Tensor) -> float:
@@ -130,6 +134,15 @@ def corrupt_test(x: Tensor, seed: int = NOISE_SEED) -> dict[str, Tensor]:
     return {f"gauss{SIGMA}": gauss.to(x.device), f"mask{MASK}": masked.to(x.device)}
 
 
+def fit_linear_denoisers(x: Tensor, rank: int, seed: int = FIT_NOISE_SEED) -> dict[str, dict[str, Tensor]]:
+    """For each corruption of `corrupt_test`, the best linear denoiser of `rank` fitted on
+    (corrupted x, x) pairs: {kind: {"a", "b", "w_enc", "w_dec"}} for `linear_denoise`."""
+    noisy = corrupt_test(x, seed)
+    names = ("a", "b", "w_enc", "w_dec")
+    return {kind: dict(zip(names, fit_linear_denoiser(x_noisy.cpu(), x.cpu(), rank)))
+            for kind, x_noisy in noisy.items()}
+
+
 def denoising_psnr(denoise: Callable[[Tensor], Tensor], x: Tensor, noisy: dict[str, Tensor]) -> dict[str, float]:
     """PSNR of denoise(noisy image) against the clean x, per corruption of `corrupt_test`."""
     return {f"{kind}_psnr_db": metrics.psnr(denoise(x_noisy), x) for kind, x_noisy in noisy.items()}
@@ -146,7 +159,8 @@ def likelihood_metrics(vae: VAE, x_binary: Tensor, k: int = 1000, seed: int = SA
     outs = [vae(xb, generator) for xb in x_binary.split(BATCH)]
     neg_elbo = torch.cat([-elbo(out, xb) for out, xb in zip(outs, x_binary.split(BATCH))])
     kl = torch.cat([gaussian_kl(out.mu, out.logvar) for out in outs])
-    return {"nll_nats": nll.mean().item(), "elbo_nats": neg_elbo.mean().item(), "kl_nats": kl.mean().item()}
+    return {"nll_nats": nll.mean().item(), "neg_elbo_nats": neg_elbo.mean().item(),
+            "kl_nats": kl.mean().item()}
 
 
 @torch.no_grad()
@@ -168,12 +182,15 @@ def code_nll(prior: Prior, vqvae: VQVAE, x: Tensor) -> dict[str, float]:
 
 @torch.no_grad()
 def generate(model: nn.Module, n: int, seed: int = SAMPLE_SEED, vqvae: VQVAE | None = None) -> Tensor:
-    """n images (n, C, H, W) from a VAE, or from a prior decoded by `vqvae`; one batch of n, on the device."""
+    """n images (n, C, H, W) from a VAE, or from a prior whose code grids `vqvae` decodes;
+    drawn in one batch of n, on the model's device."""
     generator = torch.Generator(_device(model)).manual_seed(seed)
-    if isinstance(model, Prior):
-        indices = model.sample(n, generator)  # (n, h, w)
-        return torch.cat([vqvae.decode_indices(i.to(_device(vqvae))) for i in indices.split(BATCH)])
-    return model.sample(n, generator)
+    samples = model.sample(n, generator)  # images, or a prior's code grids (n, h, w)
+    if vqvae is None:
+        if not samples.is_floating_point():
+            raise ValueError(f"{type(model).__name__} samples codes: pass vqvae= to decode them")
+        return samples
+    return torch.cat([vqvae.decode_images(i.to(_device(vqvae))) for i in samples.split(BATCH)])
 
 
 def sample_fid(classifier: Classifier, images: Tensor, reference: Tensor) -> float:
@@ -225,18 +242,37 @@ class _Run:
     def dataset(self, name: str) -> str:
         if name not in self.available:
             raise Skip(f"no weights in {self.weights_dir} for {name}")
-        return load_card(name, weights_dir=self.weights_dir).get("data", "fashion-mnist")
+        card = load_card(name, weights_dir=self.weights_dir)
+        if "data" not in card:
+            raise Skip(f"the card of {name} does not say which data it was trained on")
+        return card["data"]
 
     @functools.cache
     def test(self, dataset: str) -> ImageData:
         data = load(dataset, "test")
-        return (data.subset(self.settings.images) if self.settings.images else data).to(self.device)
+        if self.settings.images is not None:
+            data = data.subset(self.settings.images)
+        return data.to(self.device)
 
     @functools.cache
     def pca(self, dataset: str) -> tuple[Tensor, Tensor]:
         """Mean and principal directions of the training split (see `fit_pca`)."""
         mean, directions = fit_pca(load(dataset, "train").x)
         return mean.to(self.device), directions.to(self.device)
+
+    @functools.cache
+    def linear_denoisers(self, dataset: str, rank: int) -> dict[str, Callable[[Tensor], Tensor]]:
+        """The best linear denoiser of `rank` for each test corruption, fitted on the training
+        split corrupted the same way (see `fit_linear_denoisers`)."""
+        fitted = fit_linear_denoisers(load(dataset, "train").x, rank)
+        return {kind: functools.partial(linear_denoise, **{k: v.to(self.device) for k, v in params.items()})
+                for kind, params in fitted.items()}
+
+    @functools.cache
+    def binary(self, dataset: str) -> Tensor:
+        """The test images, dynamically binarised once on the CPU: the same bits on every device."""
+        generator = torch.Generator().manual_seed(BINARIZE_SEED)
+        return binarize(self.test(dataset).x.cpu(), generator).to(self.device)
 
     @functools.cache
     def features(self, dataset: str) -> Tensor | None:
@@ -267,24 +303,27 @@ def _ae_rows(run: _Run, name: str, model: AE, dataset: str) -> Rows:
 
 
 def _dae_rows(run: _Run, name: str, model: DAE, dataset: str) -> Rows:
-    x = run.test(dataset).x
+    """The DAE on clean and corrupted images, and baselines with a code of the same width."""
+    d, x = model.config.latent_dim, run.test(dataset).x
     noisy = corrupt_test(x)
     mean, directions = run.pca(dataset)
-    rows = {name: denoising_psnr(lambda xn: reconstruct(model, xn), x, noisy),
+    linear = run.linear_denoisers(dataset, d)
+    row = {"psnr_db": reconstruction_psnr(model, x),
+           **denoising_psnr(lambda xn: reconstruct(model, xn), x, noisy)}
+    rows = {name: row,
             "noisy-input": denoising_psnr(lambda xn: xn, x, noisy),
-            f"pca-{PCA_DENOISE_DIM}": denoising_psnr(
-                lambda xn: pca_reconstruct(xn, mean, directions[:PCA_DENOISE_DIM]), x, noisy)}
+            f"pca-{d}": denoising_psnr(lambda xn: pca_reconstruct(xn, mean, directions[:d]), x, noisy),
+            f"linear-{d}": {f"{kind}_psnr_db": metrics.psnr(linear[kind](x_noisy), x)
+                            for kind, x_noisy in noisy.items()}}
     ae = run.optional("ae", dataset, "ae-on-noisy row")
-    if ae is not None:  # what denoising training buys
+    if ae is not None and ae.config.latent_dim == d:  # what denoising training buys
         rows["ae-on-noisy"] = denoising_psnr(lambda xn: reconstruct(ae, xn), x, noisy)
     return rows
 
 
 def _vae_rows(run: _Run, name: str, model: VAE, dataset: str) -> Rows:
-    x = run.test(dataset).x
-    generator = torch.Generator().manual_seed(BINARIZE_SEED)  # on the CPU: the same bits on every device
-    x_binary = binarize(x.cpu(), generator)[: run.settings.nll_images]
-    row = likelihood_metrics(model, x_binary, run.settings.k)
+    x, x_binary = run.test(dataset).x, run.binary(dataset)
+    row = likelihood_metrics(model, x_binary[: run.settings.nll_images], run.settings.k)
     return {name: {**row, "psnr_db": reconstruction_psnr(model, x), **run.fid(model, dataset)}}
 
 
@@ -321,7 +360,7 @@ def _rows(run: _Run, name: str) -> Rows:
 @dataclass
 class Evaluation:
     results: dict[str, dict[str, float]]  # row (model or baseline) -> metric -> value, in table order
-    baselines: dict[str, list[str]]  # model -> the baseline rows evaluated with it
+    baselines: dict[str, Rows]  # model -> its baseline rows, as evaluated with it
     skipped: dict[str, str]  # model -> why it was not evaluated
     notes: list[str]  # anything else the footer should say
 
@@ -338,7 +377,7 @@ def evaluate(names: list[str] | None = None, *, weights_dir: str | Path | None =
     device = torch.device(device) if device is not None else default_device()
     run = _Run(Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR, device, settings)
     if names is None:
-        names = default_names(run.available)
+        names = [name for name in default_names(run.available) if name in run.available]
     out = Evaluation({}, {}, {}, [])
     for name in names:
         try:
@@ -347,8 +386,9 @@ def evaluate(names: list[str] | None = None, *, weights_dir: str | Path | None =
         except Skip as reason:
             out.skipped[name] = str(reason)
             continue
-        out.results.update(rows)
-        out.baselines[name] = [row for row in rows if row != name]
+        for row, values in rows.items():  # a baseline of two models holds both's figures
+            out.results.setdefault(row, {}).update(values)
+        out.baselines[name] = {row: values for row, values in rows.items() if row != name}
     out.notes = sorted(set(run.notes))
     return out
 
@@ -365,7 +405,7 @@ def format_table(results: dict[str, dict[str, float]],
                  references: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
     """One aligned table: model | metric | value, grouped by model; `references` adds one
     column per entry (column title -> row -> metric -> value), blank where it has no figure."""
-    references = references or {}
+    references = {} if references is None else references
     header = ("model", "metric", "value", *references)
     lines = [header]
     for model, row in results.items():
@@ -401,7 +441,8 @@ def card_figures(names: list[str], weights_dir: Path, settings: Settings) -> tup
             problems.append(f"{name}: its card's {metrics_field} are for {recorded}, not {_protocol(settings)}")
         else:  # the model's row, then its baselines: the order of the table
             figures[name] = card[metrics_field]
-            figures.update({row: v for row, v in evaluation.get("baselines", {}).items() if row not in figures})
+            for row, values in evaluation.get("baselines", {}).items():
+                figures.setdefault(row, {}).update(values)
     return figures, problems
 
 
@@ -428,25 +469,24 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="compare with the figures the cards hold for this protocol; exit 1 if any differ")
     parser.add_argument("--from-cards", action="store_true",
                         help="print the figures the cards hold for this protocol; evaluate nothing")
-    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="default: the package's weights")
+    parser.add_argument("--weights-dir", type=directory, default=WEIGHTS_DIR,
+                        help="default: the package's weights")
     parser.add_argument("--device", help="default: the fastest available")
-    parser.add_argument("--models", help="comma-separated names (default: every shipped model)")
-    parser.add_argument("--nll-images", type=int,
+    parser.add_argument("--models", help="comma-separated names (default: every saved model)")
+    parser.add_argument("--nll-images", type=positive(int),
                         help="bound the NLL, ELBO and KL rows to the first N test images (a CPU budget)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.write_cards and args.nll_images is not None and args.quick:
         parser.error("--quick --write-cards records the quick protocol itself; drop --nll-images")
-    device = torch.device(args.device) if args.device else default_device()
+    device = torch.device(args.device) if args.device is not None else default_device()
     settings = QUICK if args.quick else FULL
     if args.nll_images is not None:
         settings = replace(settings, nll_images=args.nll_images)
-    names = args.models.split(",") if args.models else None
+    names = _model_names(parser, args.models, args.weights_dir)
     if args.from_cards:
         if args.write_cards or args.check:
             parser.error("--from-cards evaluates nothing: it cannot be combined with --write-cards or --check")
-        available = set(list_pretrained(args.weights_dir))
-        names = names or [name for name in default_names(available) if name in available]
         figures, problems = card_figures(names, args.weights_dir, settings)
         protocol = f"{card_fields(settings)[0]} for {_protocol(settings)}"
         if args.json:
@@ -472,6 +512,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         references = {"card": cards}
         differing += disagreements({row: values for row, values in evaluation.results.items()
                                     if row in cards}, cards)
+        differing += [f"{name}: not evaluated ({reason})" for name, reason in evaluation.skipped.items()]
         footer.append(f"check against the cards' {card_fields(settings)[0]}: "
                       f"{len(differing)} problem(s)" + "".join(f"\n  {line}" for line in differing))
     if args.json:
@@ -487,6 +528,21 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     return rounded
 
 
+def _model_names(parser: argparse.ArgumentParser, models: str | None, weights_dir: Path) -> list[str]:
+    """The names of --models, each with weights in weights_dir; without it, every saved model."""
+    available = set(list_pretrained(weights_dir))
+    if not available:
+        parser.error(f"--weights-dir {weights_dir} holds no model (<name>.safetensors with <name>.json)")
+    if models is None:
+        return [name for name in default_names(available) if name in available]
+    names = models.split(",")
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        parser.error(f"--models: no weights for {unknown} in {weights_dir}; expected names among "
+                     f"{sorted(available)}")
+    return names
+
+
 def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, device: torch.device,
                 command: str = "python -m aecourse.evaluate --write-cards") -> None:
     """Each model's card: its own row and `evaluation` (the settings and its baselines), under
@@ -495,7 +551,7 @@ def write_cards(evaluation: Evaluation, weights_dir: Path, settings: Settings, d
     metrics_field, evaluation_field = card_fields(settings)
     rounded = _rounded(evaluation.results)
     for name, baseline_rows in evaluation.baselines.items():
-        baselines = {row: rounded[row] for row in baseline_rows}
+        baselines = _rounded(baseline_rows)
         update_card(name, weights_dir, **{metrics_field: rounded[name], evaluation_field: {
             "split": "test", **_protocol(settings), "sigma": SIGMA, "mask": MASK, "device": str(device),
             "seeds": {"noise": NOISE_SEED, "binarize": BINARIZE_SEED, "sample": SAMPLE_SEED},

@@ -9,7 +9,7 @@ with 1 (grey) or 3 (RGB) channels.
 
 A ``decode`` argument is any callable z (N, latent_dim) -> images (N, C, H, W) in [0, 1].
 ``AE.decode`` is one; ``VAE.decode`` returns logits, so wrap models with
-``image_decoder(model)``, which also moves z to the model's device.
+``image_decoder(model)`` (their ``decode_images``), which also moves z to the model's device.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import Any
 import matplotlib
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+from torchvision.utils import make_grid
 
 from aecourse.data import CLASS_NAMES, check_images
 
@@ -76,21 +78,13 @@ def _images(x: object, name: str = "x") -> np.ndarray:
 
 
 def _tile(images: np.ndarray, nrow: int, padding: int = 0) -> np.ndarray:
-    """Images (B, C, H, W) -> one mosaic (rows*H', cols*W') or (..., 3), nrow images per row.
-
-    With padding p, every tile is framed by p pixels of PAD_VALUE (torchvision's make_grid
-    layout): height = rows * (H + p) + p.
-    """
-    b, c, h, w = images.shape
-    cols = min(nrow, b)
-    rows = math.ceil(b / cols)
-    p = padding
-    mosaic = np.full((c, rows * (h + p) + p, cols * (w + p) + p), PAD_VALUE, dtype=np.float32)
-    for i in range(b):
-        r, k = divmod(i, cols)
-        top, left = p + r * (h + p), p + k * (w + p)
-        mosaic[:, top : top + h, left : left + w] = images[i]
-    return mosaic[0] if c == 1 else mosaic.transpose(1, 2, 0)  # (H', W') or (H', W', 3)
+    """Images (B, C, H, W) -> one mosaic (H', W') or (H', W', 3) by torchvision's make_grid:
+    nrow images per row, each framed by `padding` pixels of PAD_VALUE."""
+    x = torch.from_numpy(images)
+    grid = make_grid(x, nrow=nrow, padding=padding, pad_value=PAD_VALUE)  # (3, H', W')
+    if len(x) == 1:  # make_grid returns a lone image without its frame
+        grid = F.pad(grid, (padding,) * 4, value=PAD_VALUE)
+    return grid[0].numpy() if x.shape[1] == 1 else grid.permute(1, 2, 0).numpy()
 
 
 def _show(ax: Axes, mosaic: np.ndarray, *, ticks: bool = False, **kwargs: Any) -> None:
@@ -126,7 +120,8 @@ def _decoded(
 ) -> np.ndarray:
     """Run decode without gradients on z moved to the decoder's device when it can be told
     (decode is a module or its method), else to ``device`` (where the caller's latents were)."""
-    device = _device_of(decode) or device
+    owner = _device_of(decode)
+    device = owner if owner is not None else device
     with torch.no_grad():
         x_hat = decode(z if device is None else z.to(device))
     x_hat = getattr(x_hat, "x_hat", x_hat)  # a model's forward result
@@ -198,25 +193,16 @@ def _labels(y: object, n: int, classes: Sequence[str] | None) -> tuple[Tensor, S
 
 
 def image_decoder(model: nn.Module) -> Decode:
-    """A model's decoder as a callable latents -> images in [0, 1] for these plots and widgets.
-
-    AE, DAE: ``model.decode`` (clamped to [0, 1], for the linear AE); VAE:
-    ``sigmoid(model.decode(z))``, the Bernoulli means; VQVAE: ``model.decode_indices``
-    (indices (B, h, w) instead of z). Inputs go to the model's device, outputs come back on
-    it; the model runs in eval mode without gradients and its mode is restored.
+    """A model's ``decode_images`` as a callable latents -> images in [0, 1] for these plots
+    and widgets: AE and DAE z -> ``decode(z)`` clamped to [0, 1] (for the linear AE); VAE
+    z -> the Bernoulli means ``sigmoid(decode(z))``; VQVAE indices (B, h, w) -> the decoded
+    codes. Inputs go to the model's device, outputs come back on it; the model runs in eval
+    mode without gradients and its mode is restored.
     """
-    from aecourse.models.vae import VAE  # lazy: plotting needs no model code otherwise
-
-    if isinstance(model, VAE):
-        def to_images(z: Tensor) -> Tensor:
-            return torch.sigmoid(model.decode(z))
-    elif hasattr(model, "decode_indices"):
-        to_images = model.decode_indices
-    elif hasattr(model, "decode"):
-        def to_images(z: Tensor) -> Tensor:
-            return model.decode(z).clamp(0.0, 1.0)
-    else:
-        raise ValueError(f"expected a model with decode or decode_indices, got {type(model).__name__}")
+    if not callable(getattr(model, "decode_images", None)):
+        raise ValueError(
+            f"expected a model with decode_images (AE, DAE, VAE, VQVAE), got {type(model).__name__}"
+        )
 
     def decode(z: Tensor) -> Tensor:
         param = next(model.parameters(), None)
@@ -224,7 +210,7 @@ def image_decoder(model: nn.Module) -> Decode:
         model.eval()
         try:
             with torch.no_grad():
-                return to_images(z if param is None else z.to(param.device))
+                return model.decode_images(z if param is None else z.to(param.device))
         finally:
             model.train(was_training)
 
@@ -352,7 +338,7 @@ def decoded_plane(
         plane_ax.set_ylim(edges[2:])
     plane_ax.set_xlabel("z[0]")
     plane_ax.set_ylabel("z[1]")
-    plane_ax.set_title(title or "decoded latent plane")
+    plane_ax.set_title("decoded latent plane" if title is None else title)
     return fig
 
 
@@ -388,7 +374,7 @@ def traversal(
     _show(ax, _tile(images, len(values), padding=2))
     _label_tiles(ax, [f"{v:.3g}" for v in values.tolist()], [f"z[{i}]" for i in dims], h, w)
     ax.set_xlabel("value of the latent dimension")
-    ax.set_title(title or "latent traversal")
+    ax.set_title("latent traversal" if title is None else title)
     return fig
 
 

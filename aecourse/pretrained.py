@@ -24,7 +24,6 @@ import json
 import os
 import re
 import tempfile
-import typing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,14 @@ def list_pretrained(weights_dir: str | Path | None = None) -> list[str]:
 
 def load_card(name: str, weights_dir: str | Path | None = None) -> dict[str, Any]:
     """The model card of ``name`` as a dict (see the module docstring for its fields)."""
-    return json.loads(_card_path(name, _weights_dir(weights_dir)).read_text())
+    path = _card_path(name, _weights_dir(weights_dir))
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the model card {path} is not valid JSON: {error}") from error
+    if not isinstance(card, dict):
+        raise ValueError(f"the model card {path} must hold a JSON object, got {type(card).__name__}")
+    return card
 
 
 def update_card(name: str, weights_dir: str | Path | None = None, **fields: Any) -> dict[str, Any]:
@@ -151,6 +157,8 @@ def load_pretrained(
         raise ValueError(
             f"card {name!r} names model {card.get('model')!r}; expected one of {sorted(classes)}"
         )
+    if not isinstance(card.get("config"), dict):
+        raise ValueError(f"card {name!r} in {weights_dir} holds no config (a JSON object)")
     config = config_from_dict(cls.config_class, card["config"])
     model = cls(config)
     state = load_file(str(weights_path))  # plain tensors, no pickle
@@ -164,34 +172,17 @@ def load_pretrained(
 def config_from_dict(config_class: type, values: dict[str, Any]) -> Any:
     """Rebuild a config dataclass from its ``asdict`` JSON form.
 
-    JSON has no tuples, so a list is turned back into a tuple where the field is a tuple (by its
-    annotation or its default). Keys the dataclass does not have raise ValueError; missing keys
-    take the dataclass default.
+    JSON has no tuples, so every list becomes a tuple (the configs hold tuples, never
+    lists). Missing keys take the defaults; keys that are not fields raise ValueError.
     """
-    if not (dataclasses.is_dataclass(config_class) and isinstance(config_class, type)):
-        raise ValueError(f"expected a dataclass type, got {config_class!r}")
-    if not isinstance(values, dict):
-        raise ValueError(f"expected the config as a dict, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - set(fields))
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(
             f"config keys {unknown} are not fields of {config_class.__name__}; "
             f"its fields are {sorted(fields)}"
         )
-    try:
-        hints = typing.get_type_hints(config_class)
-    except Exception:  # unresolvable forward references: fall back to the annotation strings
-        hints = {}
-    kwargs = {}
-    for key, value in values.items():
-        field = fields[key]
-        if not field.init:
-            continue  # derived in __post_init__
-        if _is_tuple_field(field, hints.get(key, field.type)):
-            value = _to_tuple(value)
-        kwargs[key] = value
-    return config_class(**kwargs)
+    return config_class(**{key: _to_tuple(value) for key, value in values.items()})
 
 
 def sha256_file(path: str | Path) -> str:
@@ -272,23 +263,6 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"card value of type {type(obj).__name__} is not JSON serialisable")
 
 
-def _is_tuple_field(field: dataclasses.Field, annotation: Any) -> bool:
-    if isinstance(field.default, tuple):
-        return True
-    if field.default_factory is not dataclasses.MISSING:
-        try:
-            if isinstance(field.default_factory(), tuple):
-                return True
-        except Exception:
-            pass
-    if isinstance(annotation, str):
-        return annotation.replace(" ", "").lower().startswith(("tuple", "typing.tuple"))
-    if typing.get_origin(annotation) is tuple or annotation is tuple:
-        return True
-    # Optional[tuple[...]] / tuple[...] | None
-    return any(typing.get_origin(arg) is tuple or arg is tuple for arg in typing.get_args(annotation))
-
-
 def _to_tuple(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_to_tuple(v) for v in value)
@@ -318,10 +292,15 @@ def training_table(weights_dir: str | Path | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from aecourse.cli import directory
+
     parser = argparse.ArgumentParser(prog="python -m aecourse.pretrained",
                                      description="How each saved model was trained, from its card.")
-    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="default: the package's weights")
+    parser.add_argument("--weights-dir", type=directory, default=WEIGHTS_DIR,
+                        help="default: the package's weights")
     args = parser.parse_args(argv)
+    if not list_pretrained(args.weights_dir):
+        parser.error(f"--weights-dir {args.weights_dir} holds no model (<name>.safetensors with <name>.json)")
     print(training_table(args.weights_dir))
 
 

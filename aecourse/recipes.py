@@ -38,7 +38,7 @@ class Recipe:
     loss: Callable[[nn.Module, tuple[Tensor, ...], torch.Generator | None], losses.Loss]
     epochs: int  # passes over the training set
     batch_size: int = 128  # images (or code grids) per step
-    lr: float = 1e-3  # AdamW learning rate
+    lr: float = 1e-3  # Adam learning rate
     description: str = ""  # one line for listings
     data: str = "fashion-mnist"  # training images (see aecourse.data.DATASETS)
     codes_from: str | None = None  # train on this pretrained VQ-VAE's code indices (the prior)
@@ -57,6 +57,8 @@ RECIPES: dict[str, Recipe] = {
                         description="linear autoencoder, 16-D latent: the PCA comparison"),
     "dae": Recipe(DAE, DAEConfig(latent_dim=64, channels=(32, 64, 128)), losses.dae_loss, epochs=30,
                   description="denoising autoencoder (Gaussian noise and pixel masking), 64-D latent"),
+    "dae-16": Recipe(DAE, DAEConfig(latent_dim=16, channels=(32, 64, 128)), losses.dae_loss, epochs=60,
+                     description="denoising autoencoder, 16-D latent: the ae recipe, corrupted inputs"),
     "vae": Recipe(VAE, VAEConfig(latent_dim=16, channels=(32, 64, 128)), losses.vae_loss, epochs=20,
                   description="convolutional VAE with a Bernoulli decoder, 16-D latent"),
     "vae-2d": Recipe(VAE, VAEConfig(latent_dim=2), losses.vae_loss, epochs=8,

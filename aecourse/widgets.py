@@ -143,7 +143,9 @@ def noise_explorer(
     kinds = tuple(kinds)
     if not kinds or any(k not in corruptions for k in kinds):
         raise ValueError(f"kinds must be a non-empty selection of {tuple(corruptions)}, got {kinds}")
-    device = plot._device_of(denoise) or (x.device if isinstance(x, Tensor) else torch.device("cpu"))
+    device = plot._device_of(denoise)
+    if device is None:  # a plain function: the noise is drawn where the images are
+        device = x.device if isinstance(x, Tensor) else torch.device("cpu")
     x = plot._tensor(x, "x")
     if x.ndim == 3:
         x = x[None]  # (1, C, H, W)

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Install the Debian packages the course needs, when they are missing and the machine
-# allows it (root, or password-less sudo); otherwise say what is missing and how to fix it.
+# Install the system packages the course needs, when they are missing and the machine
+# allows it (Debian's apt-get, as root or with password-less sudo); otherwise say what
+# is missing and how to get it (on macOS, with Homebrew).
 #
 #   dataset-fashion-mnist  Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist/
 #                          (without them aecourse.data downloads the data with torchvision)
 #   npm                    to install MathJax for offline maths (only when .mathjax/ is missing)
 #   chromium, chromium-driver   the browser check (with --browser); CHROME_BIN and
 #                          CHROMEDRIVER point the check at another Chrome and its driver
+#
+# Without apt-get (macOS) nothing is installed, and only what has no fallback fails: npm
+# (when MathJax is not installed yet) and, with --browser, Chromium and its driver.
 #
 # Usage: scripts/bootstrap_system.sh [--browser]
 set -euo pipefail
@@ -28,20 +32,45 @@ if ((browser)); then
 fi
 ((${#missing[@]})) || exit 0
 
-if [[ $(id -u) == 0 ]]; then
+# Say how to get each missing package by hand, then exit: 0 when only the data is
+# missing (torchvision downloads it), 1 otherwise.
+report_and_exit() {
+  local pkg how status=0
+  for pkg in "${missing[@]}"; do
+    if [[ $pkg == dataset-fashion-mnist ]]; then
+      echo "bootstrap: no Fashion-MNIST files in $data_dir; aecourse.data downloads them" \
+        "with torchvision instead (Debian: sudo apt-get install $pkg)" >&2
+      continue
+    fi
+    status=1
+    if command -v apt-get >/dev/null; then
+      echo "bootstrap: missing $pkg; install it with: sudo apt-get install $pkg" >&2
+    else
+      case $pkg in
+        npm) how="npm (for MathJax); macOS: brew install node" ;;
+        chromium) how="Chromium ($chrome); macOS: brew install --cask chromium" ;;
+        chromium-driver) how="chromedriver ($driver); macOS: brew install --cask chromedriver" ;;
+      esac
+      echo "bootstrap: missing $how" >&2
+    fi
+  done
+  if [[ " ${missing[*]} " == *" chromium"* ]]; then
+    echo "bootstrap: or set CHROME_BIN and CHROMEDRIVER to a Chrome and its matching driver" >&2
+    command -v apt-get >/dev/null || echo "bootstrap: (macOS, after brew:" \
+      "CHROME_BIN=/Applications/Chromium.app/Contents/MacOS/Chromium" \
+      "CHROMEDRIVER=\$(brew --prefix)/bin/chromedriver make test)" >&2
+  fi
+  exit $status
+}
+
+if ! command -v apt-get >/dev/null; then
+  report_and_exit
+elif [[ $(id -u) == 0 ]]; then
   sudo=()
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
   sudo=(sudo -n)
 else
-  echo "bootstrap: missing Debian packages: ${missing[*]}" >&2
-  echo "bootstrap: install them with: sudo apt-get install ${missing[*]}" >&2
-  echo "bootstrap: (set CHROME_BIN / CHROMEDRIVER to use another Chrome for the browser check)" >&2
-  # Only the data has a fallback (torchvision's download); the rest is needed.
-  if [[ "${missing[*]}" == dataset-fashion-mnist ]]; then
-    echo "bootstrap: without it, aecourse.data downloads Fashion-MNIST with torchvision" >&2
-    exit 0
-  fi
-  exit 1
+  report_and_exit
 fi
 
 echo "bootstrap: installing ${missing[*]}"

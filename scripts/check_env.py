@@ -14,14 +14,18 @@ def main() -> int:
         print(
             f"bootstrap: `import torch, torchvision` failed in {sys.prefix}:\n"
             f"  {type(exc).__name__}: {exc}\n"
-            "The two must be a matching pair: requirements.txt pins torch and torchvision\n"
-            "together. A CPU-only torch from a local wheel directory has no torchvision to\n"
-            "match. Fix: `rm -rf .venv` and run `make book` again, so that pip installs the\n"
-            "pinned pair from PyPI.",
+            "The two must be a matching pair: requirements.txt (one lock for Linux, macOS and\n"
+            "Windows) pins torch and torchvision together. A torch from a local wheel directory\n"
+            "(a CPU-only build, say) has no torchvision to match. Fix: `rm -rf .venv` and run\n"
+            "`make book` again, so that pip installs the pinned pair from PyPI.",
             file=sys.stderr,
         )
         return 1
-    print(f"bootstrap: torch {torch.__version__}, torchvision {torchvision.__version__}: ok")
+    python = ".".join(map(str, sys.version_info[:3]))
+    print(
+        f"bootstrap: Python {python}, torch {torch.__version__},"
+        f" torchvision {torchvision.__version__}: ok"
+    )
     return 0
 
 

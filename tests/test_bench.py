@@ -39,3 +39,14 @@ def test_unknown_recipe_is_refused(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--models", "nope", "--batches", "1"])
     assert re.search(r"nope", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--batches", "0"], "--batches: expected a positive integer"),
+     (["--models", ""], r"unknown recipes \[''\]")],
+)
+def test_bad_arguments_are_errors(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*args, "--device", "cpu"])
+    assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err)

@@ -96,8 +96,21 @@ def test_idx_reader_on_a_valid_small_file(tmp_path: Path, monkeypatch: pytest.Mo
     assert torch.equal(d.x[0, 0, 0, :3], torch.tensor([0.0, 1.0, 2.0]) / 255)
 
 
-def test_missing_fashion_mnist_without_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _without_local_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As on a machine without Debian's package: the torchvision path."""
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian-package")
+
+
+def test_a_data_dir_without_the_files_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AECOURSE_DATA_DIR pointing nowhere is not passed over for a download."""
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "nothing-here"))
+    with pytest.raises(FileNotFoundError, match="AECOURSE_DATA_DIR=.*nothing-here does not hold"):
+        load("fashion-mnist", "test", root=tmp_path)
+
+
+def test_missing_fashion_mnist_without_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_local_files(monkeypatch, tmp_path)
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist.*download=True"):
         load("fashion-mnist", "train", root=tmp_path, download=False)
 
@@ -110,7 +123,7 @@ def test_failed_download_names_the_fix(tmp_path: Path, monkeypatch: pytest.Monke
         raise urllib.error.URLError("Temporary failure in name resolution")
 
     monkeypatch.setattr(getattr(torchvision.datasets, class_name), "download", offline)
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "nothing-here"))
+    _without_local_files(monkeypatch, tmp_path)
     with pytest.raises(RuntimeError, match=f"could not download {name}.*Fix: connect to the internet"):
         load(name, "test", root=tmp_path)
 
@@ -228,3 +241,15 @@ def test_data_dir_env_var_redirects_the_reader(tmp_path: Path, monkeypatch: pyte
     copy = load("fashion-mnist", "test")
     monkeypatch.delenv(data.DATA_DIR_ENV)
     assert torch.equal(copy.y, load("fashion-mnist", "test").y)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [(torch.full((2, 1, 4, 4), 300, dtype=torch.int16), r"values in \[0, 1\], got values in \[1.18"),
+     (torch.zeros(2, 4, 4, 1, 1, dtype=torch.uint8), "5-D tensor")],
+)
+def test_load_checks_the_images_once(monkeypatch: pytest.MonkeyPatch, pixels, message) -> None:
+    """The check the models skip in training mode happens here, when the data are loaded."""
+    monkeypatch.setattr(data, "_load_torchvision", lambda *args: (pixels, torch.zeros(2), ("a",)))
+    with pytest.raises(ValueError, match=f"^mnist train images must be .*{message}"):
+        load("mnist", "train")

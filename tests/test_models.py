@@ -179,6 +179,32 @@ def test_vqvae_shapes(overrides):
     assert model.decode_indices(random).shape == (2, c, s, s)
 
 
+def test_each_family_turns_inputs_and_latents_into_images():
+    """reconstruct(x) and decode_images(latents), one method per model instead of a
+    ladder of isinstance tests in the callers; each against its definition."""
+    torch.manual_seed(0)
+    x = images(B)
+    with torch.no_grad():
+        for model in (AE(AEConfig(channels=(8, 16))), DAE(DAEConfig(channels=(8, 16)))):
+            model.eval()
+            torch.testing.assert_close(model.reconstruct(x), model(x).x_hat)
+            z = 10 * torch.randn(B, model.config.latent_dim, generator=gen(1))
+            torch.testing.assert_close(model.decode_images(z), model.decode(z))  # a sigmoid already
+        linear = AE(AEConfig(latent_dim=4, linear=True)).eval()
+        linear.decoder[0].bias.fill_(2.0)  # outputs far above 1
+        assert linear.reconstruct(x).max() > 1  # as the model outputs it (PSNR sees the error)
+        assert torch.equal(linear.decode_images(torch.zeros(2, 4)), torch.ones(2, 1, 28, 28))
+        vae = VAE(VAEConfig(latent_dim=4, channels=(8, 16))).eval()
+        mu, _ = vae.encode(x)
+        torch.testing.assert_close(vae.reconstruct(x), torch.sigmoid(vae.decode(mu)))  # no sampling
+        z = torch.randn(B, 4, generator=gen(2))
+        torch.testing.assert_close(vae.decode_images(z), torch.sigmoid(vae.decode(z)))
+        vq = tiny_vqvae().eval()
+        torch.testing.assert_close(vq.reconstruct(x), vq(x).x_hat)
+        indices = torch.randint(0, 16, (B, 7, 7), generator=gen(3))
+        torch.testing.assert_close(vq.decode_images(indices), vq.decode_indices(indices))
+
+
 PRIOR_CONFIGS = [
     dict(codebook_size=16, grid=4, channels=8, num_layers=2),
     dict(codebook_size=7, grid=5, channels=8, num_layers=5, kernel_size=5),
@@ -237,6 +263,7 @@ def test_default_configs_match_the_contract():
     assert (vae.in_channels, vae.image_size, vae.latent_dim, vae.mlp, vae.hidden_dim) == (1, 28, 16, False, 400)
     vq = VQVAEConfig()
     assert (vq.embedding_dim, vq.codebook_size, vq.beta, vq.ema, vq.grid) == (64, 512, 0.25, False, 7)
+    assert not hasattr(VectorQuantizer(4, 2), "beta")  # beta weighs the loss: the config's
     assert len(vq.channels) == 2  # 28 -> 14 -> 7
     prior = PriorConfig()
     assert (prior.codebook_size, prior.grid, prior.kernel_size) == (512, 7, 3)
@@ -253,8 +280,9 @@ def quantizer(k: int = 16, d: int = 4, seed: int = 0, **kwargs) -> VectorQuantiz
     vq = VectorQuantizer(k, d, **kwargs)
     with torch.no_grad():
         vq.codebook.copy_(torch.randn((k, d), generator=gen(seed)))  # distinct codes
-        vq.embed_sum.copy_(vq.codebook)
-    vq.initialized.fill_(True)  # as if trained: no initialisation from data
+        if vq.ema:
+            vq.embed_sum.copy_(vq.codebook)
+    vq.initialized = True  # as if trained: no initialisation from data
     return vq
 
 
@@ -360,8 +388,32 @@ def test_first_training_batch_initialises_the_codebook_from_data():
     flat = z_e.permute(0, 2, 3, 1).reshape(-1, 2)
     distances = torch.cdist(vq.codebook.detach(), flat)  # (K, N)
     assert distances.min(1).values.max() < 1e-5  # every code is an encoder output
-    assert bool(vq.initialized)
+    assert vq.initialized
     torch.testing.assert_close(out.z_q, vq.lookup(out.indices))
+    codebook = vq.codebook.detach().clone()
+    vq(z_e + 1.0)  # later batches do not reset it
+    assert torch.equal(vq.codebook.detach(), codebook)
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_loaded_weights_are_never_reset_from_data(ema):
+    """The state dict holds only what the quantiser needs (embed_sum only with EMA, no
+    flag); loading it marks the codebook as trained, so training goes on from it."""
+    trained = quantizer(8, 2, ema=ema, restart_dead_codes=False)
+    expected = {"codebook", "cluster_size"} | ({"embed_sum"} if ema else set())
+    assert set(trained.state_dict()) == expected
+    fresh = VectorQuantizer(8, 2, ema=ema, restart_dead_codes=False)
+    assert not fresh.initialized
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh.initialized
+    z_e = torch.randn((1, 2, 4, 4), generator=gen(12)) + 50.0  # far from every code
+    fresh.train()(z_e)  # a reset would put codes onto these points
+    points = z_e.permute(0, 2, 3, 1).reshape(-1, 2)
+    assert torch.cdist(fresh.codebook.detach(), points).min() > 10
+    model = tiny_vqvae()  # and through a parent module's load_state_dict
+    copy = tiny_vqvae()
+    copy.load_state_dict(model.state_dict())
+    assert copy.quantizer.initialized and "quantizer.initialized" not in model.state_dict()
 
 
 def clustered_batch(centres: torch.Tensor, counts: list[int], seed: int, spread: float = 0.1):
@@ -384,7 +436,9 @@ def test_ema_update_follows_appendix_a1():
     true_centres = torch.tensor([[0.2, -0.1], [1.1, 0.2], [-0.1, 1.2], [5.0, 5.0]])
     z_e, points = clustered_batch(true_centres, [6, 4, 5, 0], seed=8, spread=0.05)
     out = vq.train()(z_e)
-    assert not out.codebook_loss.requires_grad and out.codebook_loss.item() == 0.0
+    # the codebook has no gradient: the codebook term only reports the distance
+    assert not out.codebook_loss.requires_grad
+    torch.testing.assert_close(out.codebook_loss, out.commitment_loss)
     idx = out.indices.flatten()
     assert idx.tolist() == [0] * 6 + [1] * 4 + [2] * 5
     counts = torch.bincount(idx, minlength=k).float()
@@ -442,7 +496,8 @@ def test_codes_in_use_are_not_restarted_in_large_batches(ema):
     centres = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]])
     with torch.no_grad():
         vq.codebook.copy_(centres)
-        vq.embed_sum.copy_(centres)
+        if ema:
+            vq.embed_sum.copy_(centres)
     z_e, points = clustered_batch(centres, [300, 300, 300, 100], seed=10)  # 1000 cells
     vq.train()
     for _ in range(5):

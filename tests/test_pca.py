@@ -11,7 +11,14 @@ import torch
 
 from aecourse.losses import ae_loss
 from aecourse.models import AE, AEConfig
-from aecourse.models.pca import pca, pca_reconstruct, principal_angle_degrees, subspace_angles
+from aecourse.models.pca import (
+    fit_linear_denoiser,
+    linear_denoise,
+    pca,
+    pca_reconstruct,
+    principal_angle_degrees,
+    subspace_angles,
+)
 
 SIDE = 4  # 4x4 images: 16 pixels
 P = SIDE * SIDE
@@ -213,3 +220,67 @@ def test_linear_ae_recovers_the_principal_subspace(seed):
     # ... and the AE gets close to it (its encoder converges slowly in the directions of
     # tiny variance, which cost almost nothing)
     assert ae_error < 2 * pca_error  # (a random rank-3 subspace: hundreds of times worse)
+
+
+# --- the best linear denoiser (reduced-rank regression) -----------------------------------
+
+
+def noisy_pairs(seed: int = 0, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthetic images and a masked copy of them, (n, 1, SIDE, SIDE) each."""
+    x, _ = synthetic(seed=seed, n=n)
+    keep = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed + 7)) > 0.3
+    return x * keep, x
+
+
+def mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).pow(2).mean().item()
+
+
+def test_linear_denoiser_of_full_rank_is_least_squares():
+    """At full rank the reduced-rank regression is ordinary least squares (torch.linalg.lstsq)."""
+    x_noisy, x = noisy_pairs()
+    params = fit_linear_denoiser(x_noisy, x, rank=P)
+    design = torch.cat([x_noisy.reshape(len(x), -1), torch.ones(len(x), 1)], dim=1).double()
+    solution = torch.linalg.lstsq(design, x.reshape(len(x), -1).double()).solution
+    reference = (design @ solution).float().reshape(x.shape)
+    assert torch.allclose(linear_denoise(x_noisy, *params), reference, atol=1e-4)
+
+
+def test_linear_denoiser_on_clean_inputs_is_pca():
+    """Fitted on (x, x) pairs, the rank-k denoiser reconstructs as PCA-k does."""
+    x, _ = synthetic(seed=3)
+    mean, components, _ = pca(x, K)
+    params = fit_linear_denoiser(x, x, rank=K)
+    assert torch.allclose(linear_denoise(x, *params), pca_reconstruct(x, mean, components), atol=1e-4)
+
+
+@pytest.mark.parametrize("rank", [1, 3, 8])
+def test_linear_denoiser_beats_other_linear_maps_of_its_rank(rank):
+    """The optimum of its rank: better than PCA's projection of the noisy images, than the
+    least-squares map cut to rank by its own SVD, and than random rank-r maps."""
+    x_noisy, x = noisy_pairs(seed=rank)
+    a, b, w_enc, w_dec = fit_linear_denoiser(x_noisy, x, rank)
+    best = mse(linear_denoise(x_noisy, a, b, w_enc, w_dec), x)
+    mean, components, _ = pca(x_noisy, rank)
+    assert best < mse(pca_reconstruct(x_noisy, mean, components), x)
+
+    full = fit_linear_denoiser(x_noisy, x, rank=P)
+    u, s, vh = torch.linalg.svd(full[2] @ full[3])  # (P, P) least-squares map, cut to rank
+    cut = (u[:, :rank] * s[:rank], vh[:rank])
+    assert best <= mse(linear_denoise(x_noisy, a, b, *cut), x) + 1e-7
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        enc = torch.randn(P, rank, generator=generator) * 0.1
+        dec = torch.linalg.lstsq(  # the best decoder for this random encoder
+            (x_noisy.reshape(len(x), -1) - a) @ enc, x.reshape(len(x), -1) - b
+        ).solution
+        assert best <= mse(linear_denoise(x_noisy, a, b, enc, dec), x) + 1e-7
+    assert full[2].shape == (P, P) and w_enc.shape == (P, rank) and w_dec.shape == (rank, P)
+
+
+def test_linear_denoiser_rejects_bad_input():
+    x_noisy, x = noisy_pairs()
+    with pytest.raises(ValueError, match="rank"):
+        fit_linear_denoiser(x_noisy, x, rank=0)
+    with pytest.raises(ValueError, match="one shape"):
+        fit_linear_denoiser(x_noisy[:10], x, rank=2)

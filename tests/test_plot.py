@@ -39,6 +39,19 @@ def test_new_figures_are_not_left_open_in_pyplot():
     assert plt.get_fignums() == before  # a notebook shows the returned figure once, never twice
 
 
+def test_a_single_image_keeps_its_frame():
+    x = torch.rand(1, 1, 28, 28)
+    (mosaic,) = images_of(plot.image_grid(x, padding=2))
+    assert mosaic.shape == (32, 32) and (mosaic[:2] == plot.PAD_VALUE).all()
+    np.testing.assert_allclose(mosaic[2:30, 2:30], x[0, 0].numpy())
+
+
+def test_titles_may_be_empty():
+    decode = lambda z: torch.sigmoid(z.sum(1, keepdim=True))[:, :, None, None].expand(-1, 1, 4, 4)
+    fig = plot.traversal(decode, torch.zeros(2), title="")
+    assert fig.axes[0].get_title() == ""
+
+
 @pytest.mark.parametrize(("padding", "shape"), [(2, (62, 152)), (0, (56, 140))])
 def test_image_grid_tiles_nrow_images_per_row(padding, shape):
     x = torch.rand(10, 1, 28, 28)
@@ -310,9 +323,11 @@ def test_image_decoder_for_each_model_family():
     assert images.min() >= 0 and images.max() <= 1
 
     vq = VQVAE(VQVAEConfig(channels=(8, 8), num_res_blocks=1, embedding_dim=4, codebook_size=16))
-    images = plot.image_decoder(vq)(torch.randint(0, 16, (2, 7, 7)))
+    indices = torch.randint(0, 16, (2, 7, 7))
+    images = plot.image_decoder(vq)(indices)
     assert images.shape == (2, 1, 28, 28)
-    with pytest.raises(ValueError, match="decode or decode_indices"):
+    torch.testing.assert_close(images, vq.decode_indices(indices))  # code grids, not z
+    with pytest.raises(ValueError, match="decode_images"):
         plot.image_decoder(torch.nn.Linear(2, 2))
 
 

@@ -221,17 +221,34 @@ def test_save_refuses_bad_input(tmp_path):
 def test_config_from_dict_restores_tuples():
     @dataclass
     class Config:
-        sizes: tuple[int, ...] = (1, 2)  # tuple by annotation and default
+        sizes: tuple[int, ...] = (1, 2)
         pairs: tuple[tuple[int, int], ...] = ((1, 2),)  # nested
-        names: list[str] = dataclasses.field(default_factory=list)  # a list stays a list
         maybe: tuple[int, ...] | None = None  # optional tuple
+        width: int = 3
 
-    values = {"sizes": [3], "pairs": [[1, 2], [3, 4]], "names": ["a"], "maybe": [5]}
-    config = config_from_dict(Config, values)
-    assert config == Config(sizes=(3,), pairs=((1, 2), (3, 4)), names=["a"], maybe=(5,))
+    config = Config(sizes=(3,), pairs=((1, 2), (3, 4)), maybe=(5,), width=7)
+    assert config_from_dict(Config, json.loads(json.dumps(dataclasses.asdict(config)))) == config
     assert config_from_dict(Config, {}) == Config()  # missing keys take the defaults
     with pytest.raises(ValueError, match="sizez"):
         config_from_dict(Config, {"sizez": [1]})
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_broken_card_names_its_file(tmp_path, tiny_classes, text):
+    save_pretrained(make_tiny(), "tiny", tmp_path)
+    (tmp_path / "tiny.json").write_text(text)
+    for load in (load_card, load_pretrained):
+        with pytest.raises(ValueError, match=r"model card .*tiny\.json"):
+            load("tiny", weights_dir=tmp_path)
+
+
+def test_training_table_of_a_missing_or_empty_directory_is_an_error(tmp_path, capsys):
+    from aecourse.pretrained import main
+
+    for directory, message in ((tmp_path / "missing", "existing directory"), (tmp_path, "holds no model")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--weights-dir", str(directory)])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 # The course's own models: every class in MODEL_CLASSES, with a probe that must not change.

@@ -1,4 +1,5 @@
-"""Tests of aecourse.train (fit, checkpoints, exact resume, DDP, the CLI) and aecourse.recipes."""
+"""Tests of aecourse.train (fit, mixed precision, the CLI), aecourse.checkpoint (exact
+resume), aecourse.distributed (DDP on two processes) and aecourse.recipes."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import pytest
 import torch
 from torch import nn
 
+from aecourse import train
+from aecourse.checkpoint import CHECKPOINT
 from aecourse.data import load
+from aecourse.distributed import process_group
 from aecourse.losses import Loss
-from aecourse.train import CHECKPOINT, History, TrainConfig, default_device, fit, set_seed
+from aecourse.train import History, TrainConfig, default_device, fit, set_seed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,8 +167,9 @@ def ddp_run(out_dir: str) -> tuple[nn.Module, History]:
     model = TinyAE(dropout=0.0)  # no randomness: two processes cannot share one noise stream
     x = load("fashion-mnist", "train").subset(69).x
     config = TrainConfig(epochs=2, batch_size=16, lr=1e-2, seed=0)
-    history = fit(model, deterministic_loss, (x,), config, device="cpu", progress=False)
-    if os.environ.get("RANK", "0") == "0":
+    with process_group(torch.device("cpu")) as (ddp, device):
+        history = fit(model, deterministic_loss, (x,), config, device=device, progress=False, ddp=ddp)
+    if ddp.rank == 0:
         torch.save(model.state_dict(), Path(out_dir) / "model.pt")
         (Path(out_dir) / "history.json").write_text(json.dumps(list(history)))
     return model, history
@@ -254,6 +259,7 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     "ae-2d": ("AE", {"latent_dim": 2}),
     "ae-linear": ("AE", {"latent_dim": 16, "linear": True}),
     "dae": ("DAE", {"latent_dim": 64}),
+    "dae-16": ("DAE", {"latent_dim": 16}),
     "vae": ("VAE", {"latent_dim": 16, "mlp": False}),
     "vae-2d": ("VAE", {"latent_dim": 2}),
     "vae-mlp": ("VAE", {"latent_dim": 20, "mlp": True, "hidden_dim": 400}),
@@ -285,3 +291,91 @@ def test_recipe_builds_a_model_whose_loss_trains(name: str) -> None:
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     assert recipe.epochs > 0 and recipe.batch_size > 0 and recipe.lr > 0 and recipe.description
     assert set(RECIPES) == set(RECIPE_EXPECTATIONS)
+
+
+# --- mixed precision --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("capability", "expected"),
+    [((7, 5), torch.float16), ((7, 0), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)],
+)
+def test_autocast_dtype_follows_the_compute_capability(monkeypatch, capability, expected):
+    """bfloat16 from Ampere (8.0) on; float16, with a GradScaler, on older GPUs (a T4 is 7.5)."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # or the scaler turns off
+    cuda = torch.device("cuda")
+    assert train.autocast_dtype(cuda) == expected
+    assert train.autocast_dtype(cuda, amp=False) is None
+    scaler = train.grad_scaler(train.autocast_dtype(cuda))
+    assert scaler.is_enabled() == (expected == torch.float16)
+
+
+@pytest.mark.parametrize("device", ["cpu", "mps"])
+def test_no_autocast_off_cuda(monkeypatch, device):
+    def no_gpu(device=None):
+        raise AssertionError("the capability of a GPU that is not there was asked for")
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", no_gpu)
+    assert train.autocast_dtype(torch.device(device)) is None
+    assert not train.grad_scaler(None).is_enabled()
+    with train.autocast(torch.device(device), None):  # a no-op context, even on MPS
+        assert not torch.is_autocast_enabled()
+
+
+def test_the_learning_rate_falls_along_a_half_cosine():
+    config = TrainConfig(lr=0.1)
+    rates = [train._learning_rate(config, step, 4) for step in range(5)]
+    assert rates == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2, 0.0])
+
+
+# --- bad input is an error ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields", [dict(epochs=0), dict(epochs=-1), dict(batch_size=0), dict(epochs=2.5), dict(lr=0.0),
+               dict(lr=-1e-3), dict(lr=float("nan"))],
+    ids=str,
+)
+def test_train_config_rejects_bad_values(fields):
+    with pytest.raises(ValueError, match=f"{next(iter(fields))} must be a positive"):
+        TrainConfig(**fields)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--epochs", "0"], ["--epochs", "-1"], ["--batch-size", "0"], ["--lr", "0"], ["--limit", "0"],
+     ["--epochs", "ten"], ["--batch-size", "1.5"]],
+    ids=" ".join,
+)
+def test_cli_rejects_non_positive_numbers(tmp_path: Path, capsys, args) -> None:
+    """Once, `--epochs 0` trained the recipe's 60 epochs and `--epochs -1` saved an untrained
+    model: now each exits with status 2, saying what was expected, and writes nothing."""
+    from aecourse.train import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ae", "--out", str(tmp_path), "--device", "cpu", *args])
+    assert exit_info.value.code == 2
+    assert f"{args[0]}: expected a positive" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fields", [dict(epochs=0), dict(batch_size=0), dict(lr=0.0), dict(limit=0)], ids=str)
+def test_train_recipe_rejects_zero_instead_of_taking_the_recipe_default(fields):
+    from aecourse.train import train_recipe
+
+    with pytest.raises(ValueError, match="positive"):
+        train_recipe("ae", device="cpu", progress=False, **fields)
+
+
+def test_an_uneven_split_is_refused_when_a_batch_cannot_be_shared():
+    from aecourse.data import Batches
+    from aecourse.distributed import Distributed
+
+    batches = Batches(torch.zeros(10, 1), batch_size=2)
+    assert Distributed().shard(batches) is batches  # one process: the batches themselves
+    with pytest.raises(ValueError, match="batch_size 2 cannot be split between 3 processes"):
+        Distributed(rank=0, world_size=3).shard(batches)
+    shards = Distributed(rank=1, world_size=2).shard(Batches(torch.arange(5.0)[:, None], batch_size=5,
+                                                             shuffle=False))
+    assert len(shards) == 1 and [b[0].flatten().tolist() for b in shards] == [[3.0, 4.0]]

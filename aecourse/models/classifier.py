@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from aecourse.data import check_images
-from aecourse.models.conv import ConvEncoder
+from aecourse.models.conv import ConvEncoder, check_input
 
 
 @dataclass
@@ -37,10 +36,7 @@ class Classifier(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) in [0, 1] -> features (B, feature_dim)."""
-        check_images(
-            x, channels=self.config.in_channels, size=self.config.image_size,
-            values=not self.training,  # training data are checked once, at load time
-        )
+        check_input(self, x)
         return self.body(x)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,7 +1,9 @@
-"""PCA, the linear autoencoder's closed-form optimum (Baldi & Hornik 1989).
+"""Closed-form linear codes: PCA and the best linear denoiser.
 
 A linear AE trained with squared error spans the same subspace as the top principal
-components; the course checks that numerically with these helpers.
+components (Baldi & Hornik 1989); the course checks that numerically with these helpers.
+A linear AE trained as a denoiser, on (noisy, clean) pairs, has a closed form too:
+reduced-rank regression (`fit_linear_denoiser`), the linear baseline of chapter 3.
 """
 
 from __future__ import annotations
@@ -45,3 +47,39 @@ def subspace_angles(a: Tensor, b: Tensor) -> Tensor:
 def principal_angle_degrees(a: Tensor, b: Tensor) -> float:
     """Largest principal angle between two subspaces, in degrees (0 means identical)."""
     return math.degrees(subspace_angles(a, b).max().item())
+
+
+def fit_linear_denoiser(x_noisy: Tensor, x: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The best linear denoiser of rank `rank`: reduced-rank regression of clean images x
+    on noisy images x_noisy, both (N, C, H, W) (Izenman 1975; Reinsel & Velu 1998).
+
+    It minimises the mean squared error of x_hat = b + (x_noisy - a) @ W_enc @ W_dec over
+    every linear map of rank `rank`: least squares of x on x_noisy, then the projection of
+    its fitted values onto their top `rank` principal directions. Returns a (P,), b (P,),
+    W_enc (P, rank) and W_dec (rank, P), where P = C * H * W; `linear_denoise` applies them.
+    A linear autoencoder trained as a DAE on these pairs can at best reach this optimum.
+    """
+    if x_noisy.shape != x.shape or not 1 <= rank <= x[0].numel():
+        raise ValueError(
+            f"need x_noisy and x of one shape and 1 <= rank <= {x[0].numel()}, "
+            f"got {tuple(x_noisy.shape)}, {tuple(x.shape)}, rank {rank}"
+        )
+    noisy, clean = x_noisy.reshape(len(x), -1).double(), x.reshape(len(x), -1).double()
+    a, b = noisy.mean(0), clean.mean(0)  # (P,), (P,)
+    noisy, clean = noisy - a, clean - b
+    gram = noisy.T @ noisy  # (P, P)
+    # least squares, with a ridge of 1e-6 of the mean variance for pixels that never vary
+    ridge = 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+    coefficients = torch.linalg.solve(gram + ridge, noisy.T @ clean)  # (P, P)
+    fitted = noisy @ coefficients  # (N, P)
+    # top principal directions of the fitted values, from their (P, P) scatter matrix
+    _, vectors = torch.linalg.eigh(fitted.T @ fitted)  # ascending eigenvalues
+    directions = vectors[:, -rank:].flip(1)  # (P, rank), largest first
+    w_enc, w_dec = coefficients @ directions, directions.T
+    return a.float(), b.float(), w_enc.float(), w_dec.float().contiguous()
+
+
+def linear_denoise(x_noisy: Tensor, a: Tensor, b: Tensor, w_enc: Tensor, w_dec: Tensor) -> Tensor:
+    """x_hat = b + (x_noisy - a) W_enc W_dec for images x_noisy (N, C, H, W)."""
+    flat = x_noisy.reshape(len(x_noisy), -1) - a
+    return (flat @ w_enc @ w_dec + b).reshape(x_noisy.shape)

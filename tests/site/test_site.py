@@ -11,7 +11,7 @@ import base64
 import html.parser
 import functools
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -65,6 +65,15 @@ return {
   untypeset: maths.filter((m) => !m.querySelector("mjx-container"))
                   .map((m) => m.textContent.trim().slice(0, 80)),
 };
+"""
+
+# Code blocks and cell outputs that scroll sideways at the window's width: the reader would
+# see them cut at the right edge. Each as [overflow in px, its longest line].
+OVERFLOWING_BLOCKS = """
+return Array.from(document.querySelectorAll("article pre"))
+  .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+  .map((pre) => [pre.scrollWidth - pre.clientWidth,
+                 pre.textContent.split("\\n").reduce((a, b) => (b.length > a.length ? b : a), "")]);
 """
 
 
@@ -157,6 +166,10 @@ def test_page(page: str, site: Path, server: str, driver, summary: list[str]) ->
     problems += [f"image did not load: {src}" for src, ok in images if not ok]
     problems += [f"broken link: {b}" for b in _broken_links(facts["links"], server, site)]
     problems += [
+        f"code or output {px} px wider than the column ({len(line)} characters): {line.strip()[:60]!r}"
+        for px, line in driver.execute_script(OVERFLOWING_BLOCKS)
+    ]
+    problems += [
         f"Colab link to a file Colab cannot open: {link}"
         for link in facts["links"]
         if "colab.research.google.com/github/" in link and not urlsplit(link).path.endswith(".ipynb")
@@ -167,3 +180,12 @@ def test_page(page: str, site: Path, server: str, driver, summary: list[str]) ->
         f"{len(images)} images, {facts['maths']} maths ({mathjax}), screenshot {shot.relative_to(site.parent.parent)}"
     )
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+def test_overflow_check_fails_on_a_wide_code_block(server: str, driver) -> None:  # noqa: ANN001
+    """The overflow check above can fail: a 200-character line in a page's article."""
+    wide = "x = " + "1 + " * 49 + "1"
+    page = f"<html><body><article><pre>{wide}</pre><pre>ok</pre></article></body></html>"
+    driver.get("data:text/html;charset=utf-8," + quote(page))
+    blocks = driver.execute_script(OVERFLOWING_BLOCKS)
+    assert [line for _, line in blocks] == [wide]
