@@ -1,8 +1,9 @@
 """Every objective of the course, with its terms named and its equation cited.
 
-Training objectives share one signature, ``loss_fn(model, batch, generator) -> Loss``, so
-that `aecourse.train.fit` runs every model with the same loop. ``batch`` is ``(x, y)`` for
-images and ``(indices,)`` for the prior; ``generator`` drives any noise the loss draws.
+Training objectives share one signature,
+``loss_fn(model, batch, generator) -> Loss``, so that `aecourse.train.fit`
+runs every model with the same loop. ``batch`` is ``(x, y)`` for images and
+``(indices,)`` for the prior; ``generator`` drives any noise the loss draws.
 """
 
 from __future__ import annotations
@@ -28,77 +29,107 @@ class Loss:
     terms: dict[str, Tensor]  # named scalar parts, for logging
 
 
-# --- primitives -------------------------------------------------------------------------
+# --- primitives --------------------------------------------------------------
 
 
 def mse(x_hat: Tensor, x: Tensor) -> Tensor:
-    """Mean squared error over every pixel: the Gaussian reconstruction term up to constants."""
+    """Mean squared error over every pixel: the Gaussian reconstruction term up
+    to constants."""
     if x_hat.shape != x.shape:
-        raise ValueError(f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} and {tuple(x.shape)}")
+        raise ValueError(
+            f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} "
+            f"and {tuple(x.shape)}"
+        )
     return F.mse_loss(x_hat, x)
 
 
 def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
     """-log p(x|z) for a Bernoulli decoder, summed over pixels, in nats: (B,).
 
-    -sum_i [x_i log sigmoid(l_i) + (1 - x_i) log(1 - sigmoid(l_i))], computed from the
-    logits l for numerical stability (eq. 11 of Kingma & Welling 2013, appendix C.1).
+    -sum_i [x_i log sigmoid(l_i) + (1 - x_i) log(1 - sigmoid(l_i))], computed
+    from the logits l for numerical stability (eq. 11 of Kingma & Welling 2013,
+    appendix C.1).
     """
     if logits.shape != x.shape:
-        raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")
-    nll = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none")
+        raise ValueError(
+            "logits and x must have the same shape, got "
+            f"{tuple(logits.shape)} and {tuple(x.shape)}"
+        )
+    nll = F.binary_cross_entropy_with_logits(
+        logits.float(), x.float(), reduction="none"
+    )
     return nll.flatten(1).sum(1)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, diag sigma^2) || N(0, I)) in closed form, summed over dimensions: (B,).
+    """KL(N(mu, diag sigma^2) || N(0, I)) in closed form, summed over
+    dimensions: (B,).
 
-    -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)  (appendix B of Kingma & Welling 2013)
+    -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)
+    (appendix B of Kingma & Welling 2013)
     """
     if mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+        shapes = f"{tuple(mu.shape)} and {tuple(logvar.shape)}"
+        raise ValueError(
+            f"mu and logvar must have the same shape, got {shapes}"
+        )
     mu, logvar = mu.float(), logvar.float()
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
 
 
 def elbo(out: VAEOutput, x: Tensor) -> Tensor:
-    """The evidence lower bound log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), per image,
-    estimated with the single sample in `out` (eq. 10 of Kingma & Welling 2013): (B,)."""
+    """The evidence lower bound
+    log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), per image, estimated
+    with the single sample in `out` (eq. 10 of Kingma & Welling 2013): (B,).
+    """
     return -bernoulli_nll(out.logits, x) - gaussian_kl(out.mu, out.logvar)
 
 
-# --- training objectives ----------------------------------------------------------------
+# --- training objectives -----------------------------------------------------
 
 
-def ae_loss(model: AE, batch: Batch, generator: torch.Generator | None = None) -> Loss:
+def ae_loss(
+    model: AE, batch: Batch, generator: torch.Generator | None = None
+) -> Loss:
     """Reconstruction error of the plain autoencoder: ||x - d(e(x))||^2."""
     x = batch[0]
     recon = mse(model(x).x_hat, x)
     return Loss(recon, {"recon": recon})
 
 
-def dae_loss(model: DAE, batch: Batch, generator: torch.Generator | None = None) -> Loss:
-    """Reconstruct the clean x from a corrupted copy (Vincent et al. 2008): ||x - d(e(x~))||^2."""
+def dae_loss(
+    model: DAE, batch: Batch, generator: torch.Generator | None = None
+) -> Loss:
+    """Reconstruct the clean x from a corrupted copy x~ (Vincent et al. 2008):
+    ||x - d(e(x~))||^2."""
     x = batch[0]
-    x_tilde = model.corrupt(x, generator)  # the network never sees the clean image
+    # the network never sees the clean image
+    x_tilde = model.corrupt(x, generator)
     recon = mse(model(x_tilde).x_hat, x)  # ... but is scored against it
     return Loss(recon, {"recon": recon})
 
 
 def vae_loss(
-    model: VAE, batch: Batch, generator: torch.Generator | None = None, beta: float = 1.0
+    model: VAE,
+    batch: Batch,
+    generator: torch.Generator | None = None,
+    beta: float = 1.0,
 ) -> Loss:
-    """Negative ELBO in nats per image on dynamically binarised x; beta != 1 is the
-    beta-VAE of Higgins et al. 2017 (it weights the KL term)."""
-    x = binarize(batch[0], generator)  # a fresh binary image each time it is seen
+    """Negative ELBO in nats per image on dynamically binarised x; beta != 1 is
+    the beta-VAE of Higgins et al. 2017 (it weights the KL term)."""
+    # a fresh binary image each time it is seen
+    x = binarize(batch[0], generator)
     out = model(x, generator)
     recon = bernoulli_nll(out.logits, x).mean()
     kl = gaussian_kl(out.mu, out.logvar).mean()
     return Loss(recon + beta * kl, {"recon": recon, "kl": kl})
 
 
-def vqvae_loss(model: VQVAE, batch: Batch, generator: torch.Generator | None = None) -> Loss:
-    """eq. 3 of van den Oord et al. 2017 with a Gaussian decoder (MSE reconstruction):
+def vqvae_loss(
+    model: VQVAE, batch: Batch, generator: torch.Generator | None = None
+) -> Loss:
+    """eq. 3 of van den Oord et al. 2017 with a Gaussian decoder (MSE
+    reconstruction):
     ||x - x_hat||^2 + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2."""
     x = batch[0]
     out = model(x)
@@ -115,8 +146,11 @@ def vqvae_loss(model: VQVAE, batch: Batch, generator: torch.Generator | None = N
     )
 
 
-def prior_loss(model: Prior, batch: Batch, generator: torch.Generator | None = None) -> Loss:
-    """Negative log-likelihood of the code grids, in nats per code (and bits per code)."""
+def prior_loss(
+    model: Prior, batch: Batch, generator: torch.Generator | None = None
+) -> Loss:
+    """Negative log-likelihood of the code grids, in nats per code (and bits
+    per code)."""
     indices = batch[0]
     nll = F.cross_entropy(model(indices), indices)  # mean over cells and grids
     return Loss(nll, {"nll": nll, "bits": nll / math.log(2)})

@@ -1,4 +1,5 @@
-"""The autoencoder: z = e(x), x_hat = d(z) = d(e(x)), trained end to end on one loss."""
+"""The autoencoder: z = e(x), x_hat = d(z) = d(e(x)), trained end to end on one
+loss."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from aecourse.data import check_images
-from aecourse.models.conv import ConvDecoder, ConvEncoder, check_latents
+from aecourse.models.conv import (
+    ConvDecoder,
+    ConvEncoder,
+    check_input,
+    check_latents,
+)
 
 
 @dataclass
@@ -15,8 +20,10 @@ class AEConfig:
     in_channels: int = 1  # 1 for Fashion-MNIST and MNIST, 3 for CIFAR-10
     image_size: int = 28  # side of the square input image
     latent_dim: int = 16  # size of the bottleneck z
-    channels: tuple[int, ...] = (32, 64)  # conv widths; the first two halve the image
-    linear: bool = False  # one linear map each way, no nonlinearity: the PCA comparison
+    # conv widths; the first two halve the image
+    channels: tuple[int, ...] = (32, 64)
+    # one linear map each way, no nonlinearity: the PCA comparison
+    linear: bool = False
 
 
 @dataclass
@@ -26,7 +33,8 @@ class AEOutput:
 
 
 class AE(nn.Module):
-    """A deterministic autoencoder, convolutional or (``linear=True``) linear."""
+    """A deterministic autoencoder, convolutional or
+    (``linear=True``) linear."""
 
     config_class = AEConfig
 
@@ -35,26 +43,33 @@ class AE(nn.Module):
         self.config = config
         c, s = config.in_channels, config.image_size
         if config.latent_dim <= 0:
-            raise ValueError(f"latent_dim must be positive, got {config.latent_dim}")
+            raise ValueError(
+                f"latent_dim must be positive, got {config.latent_dim}"
+            )
         if config.linear:
             pixels = c * s * s
-            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, config.latent_dim))
+            self.encoder = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(pixels, config.latent_dim),
+            )
             self.decoder = nn.Sequential(
-                nn.Linear(config.latent_dim, pixels), nn.Unflatten(1, (c, s, s))
+                nn.Linear(config.latent_dim, pixels),
+                nn.Unflatten(1, (c, s, s)),
             )
         else:
             trunk = ConvEncoder(c, config.channels, s)
-            self.encoder = nn.Sequential(trunk, nn.Linear(trunk.out_features, config.latent_dim))
+            self.encoder = nn.Sequential(
+                trunk,
+                nn.Linear(trunk.out_features, config.latent_dim),
+            )
             self.decoder = nn.Sequential(
-                ConvDecoder(config.latent_dim, config.channels, c, s), nn.Sigmoid()
+                ConvDecoder(config.latent_dim, config.channels, c, s),
+                nn.Sigmoid(),
             )
 
     def encode(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) in [0, 1] -> codes z (B, latent_dim)."""
-        check_images(
-            x, channels=self.config.in_channels, size=self.config.image_size,
-            values=not self.training,  # training data are checked once, at load time
-        )
+        check_input(self, x)
         return self.encoder(x)
 
     def decode(self, z: Tensor) -> Tensor:
@@ -66,3 +81,12 @@ class AE(nn.Module):
         z = self.encode(x)  # (B, latent_dim)
         return AEOutput(x_hat=self.decode(z), z=z)
 
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> x_hat (B, C, H, W), as the model outputs
+        it."""
+        return self.decode(self.encode(x))
+
+    def decode_images(self, z: Tensor) -> Tensor:
+        """Codes z (B, latent_dim) -> images in [0, 1] (the linear AE's
+        clamped)."""
+        return self.decode(z).clamp(0.0, 1.0)

@@ -1,9 +1,10 @@
-"""A gated PixelCNN prior over the VQ-VAE's code grid (van den Oord et al. 2016).
+"""A gated PixelCNN prior over the VQ-VAE's code grid
+(van den Oord et al. 2016).
 
-p(indices) = prod_i p(k_i | k_<i) in raster order (row by row, left to right). Two stacks
-of masked convolutions keep every output blind to the current and later cells while
-leaving no blind spot: the vertical stack sees the rows above, the horizontal stack the
-cells to the left in the current row.
+p(indices) = prod_i p(k_i | k_<i) in raster order (row by row, left to right).
+Two stacks of masked convolutions keep every output blind to the current and
+later cells while leaving no blind spot: the vertical stack sees the rows
+above, the horizontal stack the cells to the left in the current row.
 """
 
 from __future__ import annotations
@@ -20,38 +21,50 @@ class PriorConfig:
     codebook_size: int = 512  # K, the number of codes (the VQ-VAE's)
     grid: int = 7  # side of the code grid
     channels: int = 64  # width of each gated layer
-    num_layers: int = 7  # gated layers; the receptive field grows by one cell per layer
+    # gated layers; the receptive field grows by one cell per layer
+    num_layers: int = 7
     kernel_size: int = 3  # odd width of the masked convolutions
 
 
 class MaskedConv2d(nn.Conv2d):
     """A convolution whose kernel is multiplied by a fixed 0/1 mask."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int], mask: Tensor) -> None:
-        super().__init__(c_in, c_out, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
-        self.register_buffer("mask", mask.expand_as(self.weight).clone(), persistent=False)
+    def __init__(
+        self, c_in: int, c_out: int, kernel: tuple[int, int], mask: Tensor
+    ) -> None:
+        super().__init__(
+            c_in, c_out, kernel, padding=(kernel[0] // 2, kernel[1] // 2)
+        )
+        self.register_buffer(
+            "mask", mask.expand_as(self.weight).clone(), persistent=False
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+        return F.conv2d(
+            x, self.weight * self.mask, self.bias, padding=self.padding
+        )
 
 
 class GatedLayer(nn.Module):
-    """One gated PixelCNN layer: tanh(a) * sigmoid(b) on a vertical and a horizontal stack.
+    """One gated PixelCNN layer: tanh(a) * sigmoid(b) on a vertical and a
+    horizontal stack.
 
-    first=True is mask 'A': the vertical kernel keeps only the row above the cell and the
-    horizontal kernel only the cells to its left. Later layers use mask 'B', which also
-    keeps the cell's own row (vertical) or column (horizontal): their inputs there already
-    exclude the cell, so the vertical stack at row i depends on rows < i alone and the
-    horizontal stack on the cells left of (i, j) and the rows above.
+    first=True is mask 'A': the vertical kernel keeps only the row above the
+    cell and the horizontal kernel only the cells to its left. Later layers use
+    mask 'B', which also keeps the cell's own row (vertical) or column
+    (horizontal): their inputs there already exclude the cell, so the vertical
+    stack at row i depends on rows < i alone and the horizontal stack on the
+    cells left of (i, j) and the rows above.
     """
 
     def __init__(self, channels: int, kernel_size: int, first: bool) -> None:
         super().__init__()
         k, c = kernel_size, channels
+        cut = k // 2 + (0 if first else 1)  # the first position masked out
         v_mask = torch.ones(k, k)
-        v_mask[k // 2 + (0 if first else 1) :] = 0  # rows strictly above (A) / up to here (B)
+        v_mask[cut:] = 0  # rows strictly above (A) / up to this one (B)
         h_mask = torch.ones(1, k)
-        h_mask[0, k // 2 + (0 if first else 1) :] = 0  # cells strictly left (A) / up to here (B)
+        h_mask[0, cut:] = 0  # cells strictly left (A) / up to this one (B)
         self.v_conv = MaskedConv2d(c, 2 * c, (k, k), v_mask)
         self.h_conv = MaskedConv2d(c, 2 * c, (1, k), h_mask)
         self.v_to_h = nn.Conv2d(2 * c, 2 * c, 1)
@@ -64,8 +77,10 @@ class GatedLayer(nn.Module):
         return torch.tanh(a) * torch.sigmoid(b)
 
     def forward(self, v: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        v_feat = self.v_conv(v)  # (B, 2C, g, g); at row i it depends on rows < i only
-        h_feat = self.h_conv(h) + self.v_to_h(v_feat)  # left of the cell + the rows above
+        # (B, 2C, g, g); at row i it depends on rows < i only
+        v_feat = self.v_conv(v)
+        # the cells to the left, plus the rows above
+        h_feat = self.h_conv(h) + self.v_to_h(v_feat)
         h_new = self.h_out(self.gate(h_feat))
         if not self.first:
             h_new = h_new + h  # residual connection on the horizontal stack
@@ -80,36 +95,55 @@ class Prior(nn.Module):
     def __init__(self, config: PriorConfig) -> None:
         super().__init__()
         if config.kernel_size % 2 == 0 or config.kernel_size < 3:
-            raise ValueError(f"kernel_size must be odd and >= 3, got {config.kernel_size}")
+            raise ValueError(
+                f"kernel_size must be odd and >= 3, got {config.kernel_size}"
+            )
         self.config = config
         c = config.channels
         self.embed = nn.Embedding(config.codebook_size, c)
         self.layers = nn.ModuleList(
-            GatedLayer(c, config.kernel_size, first=i == 0) for i in range(config.num_layers)
+            GatedLayer(c, config.kernel_size, first=i == 0)
+            for i in range(config.num_layers)
         )
         self.head = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(c, 2 * c, 1), nn.ReLU(), nn.Conv2d(2 * c, config.codebook_size, 1)
+            nn.ReLU(),
+            nn.Conv2d(c, 2 * c, 1),
+            nn.ReLU(),
+            nn.Conv2d(2 * c, config.codebook_size, 1),
         )
 
     def _check(self, indices: Tensor) -> None:
         g, k = self.config.grid, self.config.codebook_size
-        if not isinstance(indices, Tensor) or indices.dtype not in (torch.int32, torch.int64):
-            raise ValueError("indices must be an integer tensor of shape (B, grid, grid)")
+        if not isinstance(indices, Tensor) or indices.dtype not in (
+            torch.int32,
+            torch.int64,
+        ):
+            raise ValueError(
+                "indices must be an integer tensor of shape (B, grid, grid)"
+            )
         if indices.ndim != 3 or tuple(indices.shape[1:]) != (g, g):
-            raise ValueError(f"indices must have shape (B, {g}, {g}), got {tuple(indices.shape)}")
+            raise ValueError(
+                f"indices must have shape (B, {g}, {g}), "
+                f"got {tuple(indices.shape)}"
+            )
         if not self.training and (indices.min() < 0 or indices.max() >= k):
-            raise ValueError(f"indices must lie in [0, {k}), got values outside")
+            raise ValueError(
+                f"indices must lie in [0, {k}), got values outside"
+            )
 
     def forward(self, indices: Tensor) -> Tensor:
-        """Codes (B, g, g) -> logits (B, K, g, g) of p(k_i | k_<i) at every cell."""
+        """Codes (B, g, g) -> logits (B, K, g, g) of p(k_i | k_<i) at every
+        cell."""
         self._check(indices)
         return self.head(self._features(indices))
 
     def _features(self, indices: Tensor) -> Tensor:
-        """The horizontal stack's output (B, C, rows, g) for codes (B, rows, g), any rows <= g.
+        """The horizontal stack's output (B, C, rows, g) for codes
+        (B, rows, g), any rows <= g.
 
-        No output looks down, so the features of rows 0..i are the same whether or not the
-        rows below are present: `sample` feeds only the rows drawn so far."""
+        No output looks down, so the features of rows 0..i are the same whether
+        or not the rows below are present: `sample` feeds only the rows drawn
+        so far."""
         x = self.embed(indices).permute(0, 3, 1, 2)  # (B, C, rows, g)
         v, h = x, x
         for layer in self.layers:
@@ -119,24 +153,36 @@ class Prior(nn.Module):
     def log_prob(self, indices: Tensor) -> Tensor:
         """log p(indices) in nats, one number per grid: (B,)."""
         logits = self.forward(indices)
-        return -F.cross_entropy(logits, indices, reduction="none").sum(dim=(1, 2))
+        return -F.cross_entropy(logits, indices, reduction="none").sum(
+            dim=(1, 2)
+        )
 
     @torch.no_grad()
     def sample(
-        self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
     ) -> Tensor:
         """n code grids (n, g, g) drawn cell by cell in raster order.
 
-        Cell (i, j) needs the features of rows 0..i only; the head runs on that one cell."""
+        Cell (i, j) needs the features of rows 0..i only; the head runs on that
+        one cell."""
         if n <= 0 or temperature <= 0:
-            raise ValueError(f"need n > 0 and temperature > 0, got n={n}, temperature={temperature}")
+            raise ValueError(
+                "need n > 0 and temperature > 0, "
+                f"got n={n}, temperature={temperature}"
+            )
         g = self.config.grid
         device = self.embed.weight.device
         indices = torch.zeros((n, g, g), dtype=torch.long, device=device)
         for i in range(g):
             for j in range(g):
-                h = self._features(indices[:, : i + 1])[:, :, i : i + 1, j : j + 1]  # (n, C, 1, 1)
+                features = self._features(indices[:, : i + 1])
+                h = features[:, :, i : i + 1, j : j + 1]  # (n, C, 1, 1)
                 logits = self.head(h)[:, :, 0, 0] / temperature  # (n, K)
                 probs = torch.softmax(logits.float(), dim=1)
-                indices[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                indices[:, i, j] = torch.multinomial(
+                    probs, 1, generator=generator
+                ).squeeze(1)
         return indices

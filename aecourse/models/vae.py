@@ -1,8 +1,9 @@
 """The variational autoencoder (Kingma & Welling 2013; Rezende et al. 2014).
 
-The encoder outputs the mean and the log-variance of a diagonal Gaussian q(z|x); a sample
-drawn with the reparameterisation trick is decoded into the logits of a Bernoulli p(x|z);
-the prior p(z) is N(0, I). The objective (the ELBO) lives in `aecourse.losses`.
+The encoder outputs the mean and the log-variance of a diagonal Gaussian
+q(z|x); a sample drawn with the reparameterisation trick is decoded into the
+logits of a Bernoulli p(x|z); the prior p(z) is N(0, I). The objective (the
+ELBO) lives in `aecourse.losses`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from aecourse.data import check_images
-from aecourse.models.conv import ConvDecoder, ConvEncoder, check_latents
+from aecourse.models.conv import (
+    ConvDecoder,
+    ConvEncoder,
+    check_input,
+    check_latents,
+)
 
 
 @dataclass
@@ -22,8 +27,10 @@ class VAEConfig:
     image_size: int = 28  # side of the square input image
     latent_dim: int = 16  # size of z
     channels: tuple[int, ...] = (32, 64)  # conv widths (ignored when mlp=True)
-    mlp: bool = False  # the classic fully connected VAE (784-400-20 with latent_dim=20)
-    hidden_dim: int = 400  # width of the MLP's hidden layer (only when mlp=True)
+    # the classic fully connected VAE (784-400-20 with latent_dim=20)
+    mlp: bool = False
+    # width of the MLP's hidden layer (only when mlp=True)
+    hidden_dim: int = 400
 
 
 @dataclass
@@ -35,12 +42,14 @@ class VAEOutput:
 
     @property
     def x_hat(self) -> Tensor:
-        """The Bernoulli means sigmoid(logits): the reconstruction shown as an image."""
+        """The Bernoulli means sigmoid(logits): the reconstruction shown as an
+        image."""
         return torch.sigmoid(self.logits)
 
 
 class VAE(nn.Module):
-    """A VAE with a Gaussian encoder and a Bernoulli decoder, convolutional or MLP."""
+    """A VAE with a Gaussian encoder and a Bernoulli decoder, convolutional or
+    MLP."""
 
     config_class = VAEConfig
 
@@ -52,10 +61,17 @@ class VAE(nn.Module):
             raise ValueError(f"latent_dim must be positive, got {k}")
         if config.mlp:
             pixels, h = c * s * s, config.hidden_dim
-            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, h), nn.ReLU())
+            self.encoder = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(pixels, h),
+                nn.ReLU(),
+            )
             self.to_stats = nn.Linear(h, 2 * k)
             self.decoder = nn.Sequential(
-                nn.Linear(k, h), nn.ReLU(), nn.Linear(h, pixels), nn.Unflatten(1, (c, s, s))
+                nn.Linear(k, h),
+                nn.ReLU(),
+                nn.Linear(h, pixels),
+                nn.Unflatten(1, (c, s, s)),
             )
         else:
             self.encoder = ConvEncoder(c, config.channels, s)
@@ -65,13 +81,11 @@ class VAE(nn.Module):
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images (B, C, H, W) in [0, 1] -> (mu, logvar), each (B, latent_dim).
 
-        The network outputs log sigma^2 rather than sigma: any real number is a valid
-        log-variance, so no positivity constraint is needed, and exp() keeps sigma > 0.
+        The network outputs log sigma^2 rather than sigma: any real number is a
+        valid log-variance, so no positivity constraint is needed, and exp()
+        keeps sigma > 0.
         """
-        check_images(
-            x, channels=self.config.in_channels, size=self.config.image_size,
-            values=not self.training,  # training data are checked once, at load time
-        )
+        check_input(self, x)
         mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=1)
         return mu, logvar
 
@@ -79,9 +93,11 @@ class VAE(nn.Module):
     def reparameterize(
         mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that is a
-        differentiable function of (mu, logvar)."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that is
+        a differentiable function of (mu, logvar)."""
+        eps = torch.randn(
+            mu.shape, generator=generator, device=mu.device, dtype=mu.dtype
+        )
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: Tensor) -> Tensor:
@@ -89,16 +105,36 @@ class VAE(nn.Module):
         check_latents(z, self.config.latent_dim, values=not self.training)
         return self.decoder(z)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+    def forward(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> VAEOutput:
         mu, logvar = self.encode(x)  # (B, latent_dim) each
         z = self.reparameterize(mu, logvar, generator)
         return VAEOutput(logits=self.decode(z), mu=mu, logvar=logvar, z=z)
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n images (n, C, H, W) from the model: z ~ p(z) = N(0, I), shown as Bernoulli means."""
-        if n <= 0:
-            raise ValueError(f"n must be a positive number of samples, got {n}")
-        device = next(self.parameters()).device
-        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> the Bernoulli means sigmoid(decode(mu)), no
+        sampling."""
+        mu, _ = self.encode(x)
+        return self.decode_images(mu)
+
+    def decode_images(self, z: Tensor) -> Tensor:
+        """Latents z (B, latent_dim) -> the Bernoulli means sigmoid(logits)
+        (B, C, H, W)."""
         return torch.sigmoid(self.decode(z))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """n images (n, C, H, W) from the model: z ~ p(z) = N(0, I), shown as
+        Bernoulli means."""
+        if n <= 0:
+            raise ValueError(
+                f"n must be a positive number of samples, got {n}"
+            )
+        device = next(self.parameters()).device
+        z = torch.randn(
+            (n, self.config.latent_dim), generator=generator, device=device
+        )
+        return self.decode_images(z)
