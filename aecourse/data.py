@@ -83,10 +83,8 @@ def load(
     idx_dir = Path(os.environ.get(DATA_DIR_ENV, DEBIAN_DIR))
     idx_found = all((idx_dir / f).exists() for f in _IDX_FILES[split])
     if name == "fashion-mnist" and DATA_DIR_ENV in os.environ and not idx_found:
-        raise FileNotFoundError(  # a directory asked for is never passed over in silence
-            f"{DATA_DIR_ENV}={idx_dir} does not hold {list(_IDX_FILES[split])}; copy the "
-            f"IDX files there, or unset {DATA_DIR_ENV} to read {DEBIAN_DIR} or download"
-        )
+        # a directory asked for is never passed over in silence
+        raise FileNotFoundError(_idx_help(idx_dir, split))
     if name == "fashion-mnist" and idx_found:
         x, y, classes = _load_idx(str(idx_dir.resolve()), split)
     else:
@@ -133,6 +131,19 @@ def _load_idx(directory: str, split: str) -> tuple[Tensor, Tensor, tuple[str, ..
 
 
 @functools.lru_cache(maxsize=None)
+def _idx_help(folder: Path, split: str) -> str:
+    """What is missing from a folder of Fashion-MNIST IDX files, and what works."""
+    missing = [f for f in _IDX_FILES[split] if not (folder / f).exists()]
+    setting = os.environ.get(DATA_DIR_ENV)
+    where = f"{DATA_DIR_ENV}={setting}" if setting is not None else f"{DATA_DIR_ENV} is not set"
+    return (
+        f"the folder searched, {folder} ({where}), lacks {missing}. Fix: install "
+        f"Debian's package (sudo apt-get install dataset-fashion-mnist, after apt-get "
+        f"update), which puts the files in {DEBIAN_DIR}; or set {DATA_DIR_ENV} to a "
+        f"folder holding the four IDX files {[f for pair in _IDX_FILES.values() for f in pair]}"
+    )
+
+
 def _load_torchvision(
     name: str, split: str, root: str, download: bool
 ) -> tuple[Tensor, Tensor, tuple[str, ...]]:
@@ -143,19 +154,17 @@ def _load_torchvision(
     try:
         dataset = dataset_class(str(folder), train=split == "train", download=download)
     except Exception as err:
+        offline = ""
+        if name == "fashion-mnist":  # the one dataset with an offline path
+            offline = " Offline: " + _idx_help(Path(os.environ.get(DATA_DIR_ENV, DEBIAN_DIR)), split)
         if not download:
-            fixes = "call load(..., download=True) with an internet connection"
-            if name == "fashion-mnist":
-                fixes = (
-                    f"install the Debian package dataset-fashion-mnist (or set {DATA_DIR_ENV} "
-                    f"to a directory holding the IDX files), or {fixes}"
-                )
-            raise FileNotFoundError(f"{name} ({split}) was not found in {folder}; {fixes}") from err
+            raise FileNotFoundError(
+                f"{name} ({split}) was not found in {folder}; call load(..., "
+                f"download=True) with an internet connection.{offline}"
+            ) from err
         raise RuntimeError(
             f"could not download {name} into {folder} ({type(err).__name__}: {err}). "
-            "Fix: connect to the internet and try again, or copy the dataset's files into that "
-            "folder by hand; offline, the course's own dataset, fashion-mnist, is read from "
-            f"the Debian package dataset-fashion-mnist ({DEBIAN_DIR})."
+            f"Fix: connect to the internet and try again.{offline}"
         ) from err
     x = torch.as_tensor(dataset.data)  # (N, H, W) for the MNISTs, (N, H, W, 3) for CIFAR-10
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)

@@ -105,13 +105,19 @@ def _without_local_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 def test_a_data_dir_without_the_files_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """AECOURSE_DATA_DIR pointing nowhere is not passed over for a download."""
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "nothing-here"))
-    with pytest.raises(FileNotFoundError, match="AECOURSE_DATA_DIR=.*nothing-here does not hold"):
+    with pytest.raises(FileNotFoundError) as error:
         load("fashion-mnist", "test", root=tmp_path)
+    message = str(error.value)
+    # the folder, the setting, the missing files, the install command, what works
+    assert "nothing-here (AECOURSE_DATA_DIR=" in message
+    assert "lacks ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']" in message
+    assert "sudo apt-get install dataset-fashion-mnist" in message
+    assert "train-images-idx3-ubyte.gz" in message  # the four files that work
 
 
 def test_missing_fashion_mnist_without_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _without_local_files(monkeypatch, tmp_path)
-    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist.*download=True"):
+    with pytest.raises(FileNotFoundError, match="download=True.*AECOURSE_DATA_DIR is not set.*apt-get install"):
         load("fashion-mnist", "train", root=tmp_path, download=False)
 
 
@@ -124,8 +130,10 @@ def test_failed_download_names_the_fix(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(getattr(torchvision.datasets, class_name), "download", offline)
     _without_local_files(monkeypatch, tmp_path)
-    with pytest.raises(RuntimeError, match=f"could not download {name}.*Fix: connect to the internet"):
+    with pytest.raises(RuntimeError, match=f"could not download {name}.*Fix: connect to the internet") as error:
         load(name, "test", root=tmp_path)
+    assert "by hand" not in str(error.value)  # copying into torchvision's folder fails its md5
+    assert ("apt-get install dataset-fashion-mnist" in str(error.value)) == (name == "fashion-mnist")
 
 
 def _indices_seen(batches: Batches) -> list[int]:
