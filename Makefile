@@ -73,8 +73,10 @@ BUILD_BOOK = rm -rf _build/html && $(VENV)/bin/jupyter-book build . --path-outpu
 EXEC_STAMP := _build/.jupyter_cache.stamp
 PACKAGE_FILES := $(shell find aecourse -type f \( -name '*.py' -o -name '*.json' -o -name '*.safetensors' \) 2>/dev/null)
 
+# Sphinx's environment (_build/.doctrees) goes too: it keeps each page's outputs, and
+# Sphinx re-reads (so re-executes) only the pages whose source changed.
 $(EXEC_STAMP): $(PACKAGE_FILES) requirements.txt
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees
 	@mkdir -p _build && touch $@
 
 book: bootstrap $(EXEC_STAMP)

@@ -427,38 +427,20 @@ def _parser(models: list[str]) -> argparse.ArgumentParser:
         description="Train one of the course's models.",
     )
     count, number = positive(int), positive(float)
-    parser.add_argument(
-        "model", choices=models, help="a recipe of aecourse.recipes"
-    )
-    parser.add_argument("--epochs", type=count, help="default: the recipe's")
-    parser.add_argument(
-        "--out", default="runs", help="output directory (default: runs/)"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=count,
-        help="global batch size; default: the recipe's",
-    )
-    parser.add_argument(
-        "--lr", type=number, help="learning rate; default: the recipe's"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--device", help="cuda, mps or cpu; default: the fastest available"
-    )
-    parser.add_argument(
-        "--data",
-        choices=DATASETS,
-        help="default: the recipe's (fashion-mnist)",
-    )
-    parser.add_argument(
-        "--limit", type=count, help="train on the first N images (smoke tests)"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("model", choices=models, help="a recipe of aecourse.recipes")
+    add("--epochs", type=count, help="default: the recipe's")
+    add("--out", default="runs", help="output directory (default: runs/)")
+    add("--batch-size", type=count, help="global batch; default: the recipe's")
+    add("--lr", type=number, help="learning rate; default: the recipe's")
+    add("--seed", type=int, default=0)
+    add("--device", help="cuda, mps or cpu; default: the fastest available")
+    add("--data", choices=DATASETS, help="default: the recipe's")
+    add("--limit", type=count, help="train on the first N images (for tests)")
+    add(
         "--vqvae-from",
         metavar="DIR",
-        help="for the prior: directory of the vqvae to encode with "
-        "(default: shipped)",
+        help="for the prior: the vqvae to encode with (default: shipped)",
     )
     return parser
 

@@ -7,12 +7,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from aecourse.models.conv import (
-    ConvDecoder,
-    ConvEncoder,
-    check_input,
-    check_latents,
-)
+from aecourse.models.conv import ConvDecoder, ConvEncoder
+from aecourse.models.conv import check_input, check_latents
 
 
 @dataclass
