@@ -134,13 +134,16 @@ def corrupt_test(x: Tensor, seed: int = NOISE_SEED) -> dict[str, Tensor]:
     return {f"gauss{SIGMA}": gauss.to(x.device), f"mask{MASK}": masked.to(x.device)}
 
 
-def fit_linear_denoisers(x: Tensor, rank: int, seed: int = FIT_NOISE_SEED) -> dict[str, dict[str, Tensor]]:
-    """For each corruption of `corrupt_test`, the best linear denoiser of `rank` fitted on
-    (corrupted x, x) pairs: {kind: {"a", "b", "w_enc", "w_dec"}} for `linear_denoise`."""
-    noisy = corrupt_test(x, seed)
-    names = ("a", "b", "w_enc", "w_dec")
-    return {kind: dict(zip(names, fit_linear_denoiser(x_noisy.cpu(), x.cpu(), rank)))
-            for kind, x_noisy in noisy.items()}
+def fit_linear_denoisers(x: Tensor, rank: int, device: torch.device | str = "cpu",
+                         seed: int = FIT_NOISE_SEED) -> dict[str, Callable[[Tensor], Tensor]]:
+    """For each corruption of `corrupt_test`, the best linear denoiser of `rank` fitted (on
+    the CPU) to (corrupted x, x) pairs, as a function of noisy images on `device`."""
+    denoisers = {}
+    for kind, x_noisy in corrupt_test(x.cpu(), seed).items():
+        # a, b, W_enc, W_dec, moved once to the device of the images
+        params = [p.to(device) for p in fit_linear_denoiser(x_noisy, x.cpu(), rank)]
+        denoisers[kind] = lambda images, params=params: linear_denoise(images, *params)
+    return denoisers
 
 
 def denoising_psnr(denoise: Callable[[Tensor], Tensor], x: Tensor, noisy: dict[str, Tensor]) -> dict[str, float]:
@@ -264,9 +267,7 @@ class _Run:
     def linear_denoisers(self, dataset: str, rank: int) -> dict[str, Callable[[Tensor], Tensor]]:
         """The best linear denoiser of `rank` for each test corruption, fitted on the training
         split corrupted the same way (see `fit_linear_denoisers`)."""
-        fitted = fit_linear_denoisers(load(dataset, "train").x, rank)
-        return {kind: functools.partial(linear_denoise, **{k: v.to(self.device) for k, v in params.items()})
-                for kind, params in fitted.items()}
+        return fit_linear_denoisers(load(dataset, "train").x, rank, self.device)
 
     @functools.cache
     def binary(self, dataset: str) -> Tensor:
