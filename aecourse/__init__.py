@@ -7,9 +7,18 @@ pretrained weights and metrics. Heavy submodules are imported on first use.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
+
+# OpenMP threads that wait for work sleep instead of spinning. With spinning (the
+# default), a loop of small CPU ops on a machine whose cores other processes share
+# slows many fold: sampling 64 code grids from the prior took 120 s with 2 threads
+# spinning and 9 s with them sleeping, on 2 busy cores. OpenMP reads the setting when
+# torch is first imported, so it applies where `import aecourse` comes first (the
+# notebooks' first cell, `python -m aecourse....`); a value already set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # name -> submodule that defines it; resolved lazily so that `import aecourse` stays cheap
 _EXPORTS = {

@@ -76,7 +76,12 @@ QUICK = Settings(images=1000, nll_images=32, samples=250)  # about 40 s of one C
 CARD_FIELDS = {FULL: ("test_metrics", "evaluation"), QUICK: ("quick_metrics", "quick_evaluation")}
 AGREE_REL = 0.01  # two runs of one protocol agree within 1 % (or AGREE_ABS) ...
 AGREE_ABS = 0.01
-AGREE_REL_FID = 0.10  # ... and FIDs within 10 %: samples drawn on another device differ
+# ... and FIDs within 40 %. The samples come from CPU seeds and inverse-CDF draws
+# (`aecourse.sampling`), so a CPU of any torch version repeats them exactly; a GPU's
+# rounding can flip a draw of the prior, and a flip redraws the rest of that grid. The
+# bound covers a complete re-draw: seeds 0-9 moved the quick FIDs by up to 37 % from
+# the protocol seed's (`python scripts/fid_spread.py`, which fails if they leave it).
+AGREE_REL_FID = 0.40
 
 
 def card_fields(settings: Settings) -> tuple[str, str]:
@@ -156,7 +161,7 @@ def likelihood_metrics(vae: VAE, x_binary: Tensor, k: int = 1000, seed: int = SA
     """Importance-weighted NLL bound (k samples), -ELBO and KL, nats per binary image (means)."""
     device = _device(vae)
     x_binary = x_binary.to(device)
-    generator = torch.Generator(device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # CPU draws: the same on every device
     pairs = 50_000 if device.type == "cuda" else 2_000  # (sample, image) pairs per decoder pass
     nll = metrics.iw_nll(vae, x_binary, k=k, batch_size=pairs, generator=generator)
     outs = [vae(xb, generator) for xb in x_binary.split(BATCH)]
@@ -186,8 +191,9 @@ def code_nll(prior: Prior, vqvae: VQVAE, x: Tensor) -> dict[str, float]:
 @torch.no_grad()
 def generate(model: nn.Module, n: int, seed: int = SAMPLE_SEED, vqvae: VQVAE | None = None) -> Tensor:
     """n images (n, C, H, W) from a VAE, or from a prior whose code grids `vqvae` decodes;
-    drawn in one batch of n, on the model's device."""
-    generator = torch.Generator(_device(model)).manual_seed(seed)
+    computed in one batch of n on the model's device, from draws made on the CPU (the same
+    samples on every device and torch version, see `aecourse.sampling`)."""
+    generator = torch.Generator().manual_seed(seed)
     samples = model.sample(n, generator)  # images, or a prior's code grids (n, h, w)
     if vqvae is None:
         if not samples.is_floating_point():

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aecourse import sampling
+
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -96,7 +98,7 @@ def _iw_nll_chunk(
     log_sum = torch.full((B,), -math.inf, dtype=torch.float64, device=x.device)  # running log sum_i w_i
     for start in range(0, k, s):
         n = min(s, k - start)
-        eps = _randn((n, *mu.shape), generator, mu)  # (n, B, D)
+        eps = sampling.randn((n, *mu.shape), generator, mu.device, mu.dtype)  # (n, B, D)
         z = mu + std * eps  # (n, B, D)
         logits = model.decode(z.reshape(n * B, *mu.shape[1:]))  # (n*B, C, H, W)
         if logits.shape[1:] != x.shape[1:]:
@@ -111,11 +113,6 @@ def _iw_nll_chunk(
         log_w = (log_px_z + log_pz - log_qz).double()  # (n, B) log importance weights
         log_sum = torch.logsumexp(torch.cat([log_sum[None], log_w]), dim=0)  # (B,)
     return -(log_sum - math.log(k))  # -log (1/k) sum_i w_i
-
-
-def _randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
-    device = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
 
 
 def codebook_usage(indices: Tensor, codebook_size: int) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from aecourse import sampling
 from aecourse.data import check_images
 from aecourse.models.ae import AE, AEConfig
 
@@ -50,16 +51,14 @@ def mask_pixels(
 def _add_noise(
     x: Tensor, sigma: float | Tensor, generator: torch.Generator | None
 ) -> Tensor:
-    eps = torch.randn(
-        x.shape, generator=generator, device=x.device, dtype=x.dtype
-    )
+    eps = sampling.randn(x.shape, generator, x.device, x.dtype)
     return (x + sigma * eps).clamp(0.0, 1.0)
 
 
 def _mask(
     x: Tensor, p: float | Tensor, generator: torch.Generator | None
 ) -> Tensor:
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    keep = sampling.rand(x.shape, generator, x.device) >= p
     return x * keep
 
 
@@ -85,7 +84,7 @@ class DAE(AE):
         of the chapter."""
         b = len(x)
         shape = (b, 1, 1, 1)
-        u = torch.rand((3, *shape), generator=generator, device=x.device)
+        u = sampling.rand((3, *shape), generator, x.device)
         sigma = u[0] * self.config.sigma_max  # (B, 1, 1, 1)
         p = u[1] * self.config.mask_max  # (B, 1, 1, 1)
         use_noise = u[2] < 0.5

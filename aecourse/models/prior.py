@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aecourse import sampling
+
 
 @dataclass
 class PriorConfig:
@@ -182,7 +184,5 @@ class Prior(nn.Module):
                 h = features[:, :, i : i + 1, j : j + 1]  # (n, C, 1, 1)
                 logits = self.head(h)[:, :, 0, 0] / temperature  # (n, K)
                 probs = torch.softmax(logits.float(), dim=1)
-                indices[:, i, j] = torch.multinomial(
-                    probs, 1, generator=generator
-                ).squeeze(1)
+                indices[:, i, j] = sampling.categorical(probs, generator)
         return indices

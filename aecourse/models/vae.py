@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from aecourse import sampling
 from aecourse.models.conv import (
     ConvDecoder,
     ConvEncoder,
@@ -95,9 +96,7 @@ class VAE(nn.Module):
     ) -> Tensor:
         """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that is
         a differentiable function of (mu, logvar)."""
-        eps = torch.randn(
-            mu.shape, generator=generator, device=mu.device, dtype=mu.dtype
-        )
+        eps = sampling.randn(mu.shape, generator, mu.device, mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: Tensor) -> Tensor:
@@ -134,7 +133,5 @@ class VAE(nn.Module):
                 f"n must be a positive number of samples, got {n}"
             )
         device = next(self.parameters()).device
-        z = torch.randn(
-            (n, self.config.latent_dim), generator=generator, device=device
-        )
+        z = sampling.randn((n, self.config.latent_dim), generator, device)
         return self.decode_images(z)
