@@ -85,6 +85,73 @@ def plain_exercises(text: str) -> str:
     return EXERCISE.sub(replace, text)
 
 
+LABEL = re.compile(r"^`{3,}:?\{exercise\}[^\n]*\n:label: ([\w-]+)", re.M)
+SOLUTION_START = re.compile(r"\{solution-start\}\s+([\w-]+)")
+SOLUTION_END = re.compile(r"\{solution-end\}")
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+def exercise_parts(nb: nbformat.NotebookNode) -> dict[str, dict[str, list]]:
+    """label -> {"skeleton", "solution", "check": cells} of a chapter notebook, in order.
+    A cell belongs to the exercise whose statement came last before it."""
+    parts: dict[str, dict[str, list]] = {}
+    label, inside = None, False
+    for cell in nb.cells:
+        text = _text(cell)
+        if cell.cell_type == "markdown":
+            found = LABEL.search(text)
+            if found:
+                label = found[1]
+                parts[label] = {"skeleton": [], "solution": [], "check": []}
+            start = SOLUTION_START.search(text)
+            if start:
+                inside, label = True, start[1]
+                continue
+            if SOLUTION_END.search(text):
+                inside = False
+                continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        if inside:
+            parts[label]["solution"].append(cell)
+        elif SKELETON in tags or CHECK in tags:
+            parts[label][SKELETON if SKELETON in tags else CHECK].append(cell)
+    return parts
+
+
+def solution_fragments(source: Path) -> tuple[set[str], set[str]]:
+    """What of a chapter's solutions must not appear in a student edition.
+
+    Returns (code lines, phrases): the solutions' code lines of 16 characters or more
+    that no other cell of the source has (the skeleton's signature and docstring are
+    meant to be shared), and the first eight words of each solution paragraph of ten
+    words or more (compare with `words`).
+    """
+    nb = jupytext.read(source)
+    cells = nb.cells
+    solution_ids = {id(c) for part in exercise_parts(nb).values() for c in part["solution"]}
+    elsewhere = {
+        line.strip() for c in cells if id(c) not in solution_ids for line in _text(c).splitlines()
+    }
+    code, phrases = set(), set()
+    for cell in (c for c in cells if id(c) in solution_ids):
+        if cell.cell_type == "code":
+            code |= {
+                line.strip() for line in _text(cell).splitlines()
+                if len(line.strip()) >= 16 and line.strip() not in elsewhere
+            }
+            continue
+        for paragraph in re.split(r"\n\s*\n", _text(cell)):
+            tokens = WORD.findall(paragraph)
+            if len(tokens) >= 10:
+                phrases.add(" ".join(tokens[:8]))
+    return code, phrases
+
+
+def words(text: str) -> str:
+    """The words of a text, one space apart (for looking up `solution_fragments` phrases)."""
+    return " ".join(WORD.findall(text))
+
+
 def student_notebook(source: Path, *, for_colab: bool = True) -> nbformat.NotebookNode:
     """The student version of a chapter source notebooks/NN_name.md.
 

@@ -171,6 +171,9 @@ def _test_fd_by_size(fd_by_size: Callable[..., Sequence[float]]) -> None:
         torch.as_tensor(list(got), dtype=torch.float64) if isinstance(got, Sequence) else got,
         expected,
         mistakes={
+            "all the images for every n: take the first n": [
+                evaluate.sample_fid(classifier, images, reference) for n in sizes
+            ],
             "the last n images, not the first n": [
                 evaluate.sample_fid(classifier, images[-n:], reference) for n in sizes
             ],
