@@ -136,7 +136,8 @@ def strip_tree(src: Path) -> list[Path]:
 def student_notebooks(src: Path) -> list[Path]:
     """Replace each chapter source notebooks/NN_name.md of the copy by its student version
     (the committed student notebook's cells, MyST directives kept for the book)."""
-    spec = importlib.util.spec_from_file_location("make_student", ROOT / "scripts" / "make_student.py")
+    script = ROOT / "scripts" / "make_student.py"
+    spec = importlib.util.spec_from_file_location("make_student", script)
     make_student = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_student)
     replaced = []

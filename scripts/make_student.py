@@ -30,20 +30,26 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 STUDENT_DIR = "notebooks/student"  # relative to the repository root
 SKELETON, CHECK, HIDDEN = "skeleton", "check", "remove-cell"
 
-_spec = importlib.util.spec_from_file_location("build_student", Path(__file__).with_name("build_student.py"))
+_spec = importlib.util.spec_from_file_location(
+    "build_student", Path(__file__).with_name("build_student.py")
+)
 build_student = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_student)
 
-COLAB = re.compile(r"(https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+/)notebooks/([\w-]+\.ipynb)")
+# a Colab link to a chapter notebook: (the part up to the branch, the notebook's name)
+COLAB = re.compile(
+    r"(https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+/)"
+    r"notebooks/([\w-]+\.ipynb)"
+)
 EXERCISE = re.compile(
-    r"^(?P<fence>`{3,}):?\{exercise\}[^\n]*\n:label: (?P<label>[\w-]+)\n(?P<body>.*?)^(?P=fence)\s*$",
+    r"^(?P<fence>`{3,}):?\{exercise\}[^\n]*\n:label: (?P<label>[\w-]+)\n"
+    r"(?P<body>.*?)^(?P=fence)\s*$",
     re.M | re.S,
 )
 RELATIVE_LINK = re.compile(r"\]\((?!https?:|mailto:|#|/)")
@@ -161,8 +167,6 @@ def student_notebook(source: Path, *, for_colab: bool = True) -> nbformat.Notebo
     """
     nb = jupytext.read(source)
     stripped = build_student.strip_notebook(nb)
-    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    branch = config["repository"]["branch"]
     cells = []
     for cell in stripped["cells"]:
         cell = nbformat.from_dict(dict(cell))

@@ -83,7 +83,9 @@ def call(name: str, function: object, *args: Any, shown: str = "", **kwargs: Any
     except Exception as error:  # the student's code: report any error it raises
         raise Wrong(f"{where} raised {type(error).__name__}: {error}") from error
     if unanswered(result):
-        raise Unanswered(f"{where} returns {result!r} (its body is still `...`, or it has no return)")
+        raise Unanswered(
+            f"{where} returns {result!r} (its body is still `...`, or it has no return)"
+        )
     return result
 
 

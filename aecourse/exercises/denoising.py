@@ -60,7 +60,8 @@ def _test_gain_over_pca(gain_over_pca: Callable[..., float]) -> None:
             mistakes={
                 f"PCA with {other} directions; use the model's own latent_dim ({m})":
                     own - pca_psnr(other),
-                "PCA with all the directions: keep the first latent_dim": own - pca_psnr(len(directions)),
+                "PCA with all the directions: keep the first latent_dim":
+                    own - pca_psnr(len(directions)),
             },
             rtol=1e-3,
             atol=1e-3,

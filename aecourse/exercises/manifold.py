@@ -38,7 +38,10 @@ def _test_build_up(build_up: Callable[..., Tensor]) -> None:
     mean, directions, _ = pca(x, k=x[0].numel())
     image = x[0]
     for k in (0, 1, 3, 16):
-        got = call("build_up", build_up, image, mean, directions, k, shown=f"image, mean, directions, k={k}")
+        got = call(
+            "build_up", build_up, image, mean, directions, k,
+            shown=f"image, mean, directions, k={k}",
+        )
         flat_x, u = image.flatten(), directions[:k]
         coords = u @ (flat_x - mean)  # (k,)
         expect_close(
@@ -125,7 +128,10 @@ def _test_psnr_gain(psnr_gain: Callable[..., float]) -> None:
     def reconstruct(images: Tensor) -> Tensor:  # PCA-4 of these images
         return pca_reconstruct(images, mean, directions)
 
-    got = call("psnr_gain", psnr_gain, reconstruct, x[:50], averages, shown="reconstruct, x, averages")
+    got = call(
+        "psnr_gain", psnr_gain, reconstruct, x[:50], averages,
+        shown="reconstruct, x, averages",
+    )
     expect_close(
         "psnr_gain(reconstruct, x, averages)",
         got,

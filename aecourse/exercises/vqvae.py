@@ -82,7 +82,9 @@ def _test_usage_and_perplexity(usage_and_perplexity: Callable[[Tensor, int], tup
 # --- ex-vq-commitment: which parameters a loss term reaches --------------------------
 
 
-def grad_norms_reference(term: Tensor, groups: Mapping[str, Sequence[nn.Parameter]]) -> dict[str, float]:
+def grad_norms_reference(
+    term: Tensor, groups: Mapping[str, Sequence[nn.Parameter]]
+) -> dict[str, float]:
     """The norm of the gradient of the scalar `term` with respect to each group of
     parameters (0 for a group it does not reach); the graph is kept for more calls."""
     norms = {}
@@ -141,7 +143,10 @@ def _test_unstopped_commitment(unstopped_commitment: Callable[..., Tensor]) -> N
     vqvae = load_pretrained("vqvae")
     x = torch.rand(2, *SHAPE, generator=generator(18))
     out = vqvae(x)
-    got = call("unstopped_commitment", unstopped_commitment, out, vqvae.quantizer, shown="out, quantizer")
+    got = call(
+        "unstopped_commitment", unstopped_commitment, out, vqvae.quantizer,
+        shown="out, quantizer",
+    )
     expect(isinstance(got, Tensor) and got.numel() == 1, "unstopped_commitment must return a "
            "scalar tensor (with its graph), e.g. from torch.nn.functional.mse_loss")
     expect_close(

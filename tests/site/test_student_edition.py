@@ -119,6 +119,8 @@ def student_site() -> Path:
     if not value:
         pytest.skip(f"the student edition is checked with {STUDENT_SITE_ENV} set (make test)")
     site = Path(value).resolve()
+    if not site.exists():  # `make test-site` after `make book` alone
+        pytest.skip(f"{site} is not built: run `make book-student` (make test does)")
     if not (site / "index.html").is_file():
         pytest.fail(f"{STUDENT_SITE_ENV}={site} has no index.html: run `make book-student`")
     return site
