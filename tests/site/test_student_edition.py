@@ -196,3 +196,14 @@ def test_no_solution_text_or_code_in_the_student_pages(student_site: Path) -> No
         assert not leaked, f"{page.name}: solution text {leaked[:3]}"
         checked += len(code) + len(phrases)
     assert checked > 100  # the fragments were found
+
+
+def test_main_edition_pages_launch_the_notebooks_with_solutions() -> None:
+    value = os.environ.get("AECOURSE_SITE_DIR")
+    if not value or not (Path(value) / "index.html").is_file():
+        pytest.skip("the main edition is checked with AECOURSE_SITE_DIR set (make test-site)")
+    for source in make_student.sources():
+        page = Path(value) / "notebooks" / f"{source.stem}.html"
+        links = LAUNCH.findall(page.read_text(encoding="utf-8"))
+        opened = {_launched_path(html.unescape(link)) for link in links}
+        assert opened == {f"notebooks/{source.stem}.ipynb"}, f"{page.name} opens {opened}"
