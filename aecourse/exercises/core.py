@@ -81,7 +81,11 @@ def call(name: str, function: object, *args: Any, shown: str = "", **kwargs: Any
     except NotImplementedError as error:
         raise Unanswered(f"{where} is not written yet") from error
     except Exception as error:  # the student's code: report any error it raises
-        raise Wrong(f"{where} raised {type(error).__name__}: {error}") from error
+        hint = ""
+        if "same device" in str(error):
+            # e.g. torch.linspace(..., device=device) with the notebook's GPU
+            hint = " (the check passes CPU tensors: create new ones on the inputs' device)"
+        raise Wrong(f"{where} raised {type(error).__name__}: {error}{hint}") from error
     if unanswered(result):
         raise Unanswered(
             f"{where} returns {result!r} (its body is still `...`, or it has no return)"

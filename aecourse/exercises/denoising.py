@@ -130,8 +130,9 @@ def _test_dae_from_ae(dae_from_ae: Callable[[AE], DAE]) -> None:
     )
     x = torch.rand(4, *SHAPE, generator=generator(11))
     try:
-        with torch.no_grad():
-            got = student.eval()(x).x_hat
+        with torch.no_grad():  # on the DAE's device, wherever the student put it
+            device = next(student.parameters()).device
+            got = student.eval()(x.to(device)).x_hat.cpu()
     except Exception as error:
         raise Wrong(f"the DAE fails on images: {error}") from error
     with torch.no_grad():
