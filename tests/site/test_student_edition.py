@@ -170,14 +170,18 @@ def _book_fragments(path: Path) -> tuple[set[str], set[str]]:
     """Code lines and phrases of a text page's solutions (what stripping removes)."""
     original = path.read_text(encoding="utf-8")
     kept = set(build_student.strip_markdown(original)[0].splitlines())
-    removed = "\n".join(line for line in original.splitlines() if line not in kept)
+    directive = ("```", ":::", ":class:", ":label:", "+++")
+    removed = "\n".join(
+        line for line in original.splitlines()
+        if line not in kept and not line.strip().startswith(directive)
+    )
     code = {line.strip() for line in removed.splitlines() if len(line.strip()) >= 16}
     phrases = set()
     for paragraph in re.split(r"\n\s*\n", removed):
         tokens = make_student.WORD.findall(paragraph)
         if len(tokens) >= 10:
             phrases.add(" ".join(tokens[:8]))
-    return {c for c in code if not c.startswith(("```", ":::", ":class:"))}, phrases
+    return code, phrases
 
 
 def test_no_solution_text_or_code_in_the_student_pages(student_site: Path) -> None:
