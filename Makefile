@@ -4,6 +4,7 @@
 #   make test           set up, then unit tests, the book and the student edition, a browser check
 #   make book-student   the book without exercise solutions, into _build/student/html
 #   make notebooks      regenerate notebooks/*.ipynb and notebooks/student/ from notebooks/*.md
+#   make student        regenerate only the student notebooks notebooks/student/*.ipynb
 #   make train MODEL=ae retrain one model (python -m aecourse.train MODEL $(ARGS))
 #   make evaluate       the metrics table (python -m aecourse.evaluate)
 #   make clean          remove _build (the book, the execution cache, screenshots)
@@ -27,7 +28,7 @@ ARGS ?=
 .PHONY: help bootstrap system book book-student notebooks student test test-unit test-student test-site train evaluate clean
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 ## Set-up ---------------------------------------------------------------------------------
 
