@@ -2,7 +2,7 @@
 #
 #   make book           set up (see `bootstrap`), then build the book into _build/html
 #   make test           set up, then unit tests, the book and the student edition, a browser check
-#   make book-student   the book without exercise solutions, into _build/student/html
+#   make book-student   the student edition (no solutions), into _build/student/html
 #   make notebooks      regenerate notebooks/*.ipynb and notebooks/student/ from notebooks/*.md
 #   make student        regenerate only the student notebooks notebooks/student/*.ipynb
 #   make train MODEL=ae retrain one model (python -m aecourse.train MODEL $(ARGS))
