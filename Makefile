@@ -1,9 +1,10 @@
 # aecourse: set-up, book, tests.
 #
 #   make book           set up (see `bootstrap`), then build the book into _build/html
-#   make test           set up, then unit tests, the book (runs every notebook), a browser check
-#   make book-student   the book without exercise solutions, into _build/student/html
-#   make notebooks      regenerate notebooks/*.ipynb from their MyST sources notebooks/*.md
+#   make test           set up, then unit tests, the book and the student edition, a browser check
+#   make book-student   the student edition (no solutions), into _build/student/html
+#   make notebooks      regenerate notebooks/*.ipynb and notebooks/student/ from notebooks/*.md
+#   make student        regenerate only the student notebooks notebooks/student/*.ipynb
 #   make train MODEL=ae retrain one model (python -m aecourse.train MODEL $(ARGS))
 #   make evaluate       the metrics table (python -m aecourse.evaluate)
 #   make clean          remove _build (the book, the execution cache, screenshots)
@@ -24,10 +25,10 @@ BOOK_FLAGS := -W -n --keep-going
 MODEL ?= ae
 ARGS ?=
 
-.PHONY: help bootstrap system book book-student notebooks test test-unit test-site train evaluate clean
+.PHONY: help bootstrap system book book-student notebooks student test test-unit test-student test-site train evaluate clean
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 ## Set-up ---------------------------------------------------------------------------------
 
@@ -91,6 +92,13 @@ book-student: bootstrap $(EXEC_STAMP)
 # pair differs.
 notebooks: bootstrap
 	$(VENV)/bin/jupytext --to ipynb --update notebooks/[0-9]*.md
+	$(PY) scripts/make_student.py
+
+# The student notebooks notebooks/student/NN_name.ipynb (exercises as skeletons with
+# feedback checks, no solutions) are generated from the same sources, and committed so
+# that their Colab badges open them; tests/test_student.py fails when one is stale.
+student: bootstrap
+	$(PY) scripts/make_student.py
 
 ## Tests ----------------------------------------------------------------------------------
 
@@ -100,7 +108,12 @@ RUN_UNIT_TESTS = $(PY) -m pytest tests --ignore=tests/site
 # The chapter notebooks run once, in the book build: a cell that raises (every check in
 # them is an assert) is a build warning, and warnings are errors.
 # The built site in headless Chromium, plus checks of the published book's sources.
-RUN_SITE_TESTS = AECOURSE_SITE_DIR=_build/html $(PY) -m pytest tests/site
+RUN_SITE_TESTS = AECOURSE_SITE_DIR=_build/html AECOURSE_STUDENT_SITE_DIR=_build/student/html \
+  $(PY) -m pytest tests/site
+# Every student notebook runs top to bottom, its exercises unanswered (nbval; outputs are
+# not compared), then the student edition of the book is built from the same sources.
+RUN_STUDENT_TESTS = $(PY) -m pytest -p no:cacheprovider --nbval-lax notebooks/student && \
+  $(PY) scripts/build_student.py
 
 # Every pin of the lock has a wheel for macOS arm64 and Windows x86_64 (pip dry runs, a few
 # minutes): checked again when requirements.txt changes.
@@ -112,11 +125,14 @@ $(PLATFORMS_STAMP): requirements.txt scripts/check_platforms.py
 test: bootstrap $(EXEC_STAMP) $(PLATFORMS_STAMP)
 	$(RUN_UNIT_TESTS)
 	$(BUILD_BOOK)
+	$(RUN_STUDENT_TESTS)
 	$(RUN_SITE_TESTS)
 
 # The steps of `make test` one at a time (they assume the set-up is done).
 test-unit:
 	$(RUN_UNIT_TESTS)
+test-student:
+	$(RUN_STUDENT_TESTS)
 test-site:
 	$(RUN_SITE_TESTS)
 

@@ -6,14 +6,17 @@ Copies the book's sources to _build/student/src, removes every sphinx-exercise s
 from the copy (``{solution}`` blocks, gated ``{solution-start}`` ... ``{solution-end}``
 blocks, and in notebooks every cell from a ``solution-start`` cell to its ``solution-end``
 cell), builds it with warnings as errors into _build/student/html, and fails if a solution
-is left in the pages or in the downloadable sources. Launch and repository buttons are
-off in this edition: they would lead to the repository's notebooks, which keep their
-solutions. Notebooks whose code is unchanged come from the main build's execution cache.
+is left in the pages or in the downloadable sources. Each chapter notebook's page is its
+student notebook (scripts/make_student.py: skeletons and feedback checks in place of the
+solutions), and its launch buttons open the committed student notebook
+notebooks/student/NN_name.ipynb (book/_ext/aecourse_book.py); the repository and issue
+buttons stay off. The execution cache is the main build's (_build/.jupyter_cache).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import shutil
@@ -21,9 +24,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jupytext
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+STUDENT_NOTEBOOKS = "notebooks/student"  # the committed student notebooks (make student)
 # Not copied: build outputs and environments. .mathjax is linked, not copied.
 SKIP = {".git", ".venv", "_build", ".mathjax", "node_modules", ".pytest_cache", "__pycache__"}
 
@@ -128,15 +133,32 @@ def strip_tree(src: Path) -> list[Path]:
     return changed
 
 
+def student_notebooks(src: Path) -> list[Path]:
+    """Replace each chapter source notebooks/NN_name.md of the copy by its student version
+    (the committed student notebook's cells, MyST directives kept for the book)."""
+    script = ROOT / "scripts" / "make_student.py"
+    spec = importlib.util.spec_from_file_location("make_student", script)
+    make_student = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_student)
+    replaced = []
+    for source in make_student.sources():
+        copy = src / source.relative_to(ROOT)
+        jupytext.write(make_student.student_notebook(source, for_colab=False), copy, fmt="md:myst")
+        replaced.append(copy)
+    return replaced
+
+
 def student_config(src: Path) -> None:
     """Rewrite the copy's _config.yml for the student edition."""
     path = src / "_config.yml"
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config["title"] = f"{config['title']} (student edition)"
     config.setdefault("execute", {})["cache"] = str(ROOT / "_build" / ".jupyter_cache")
-    config["launch_buttons"] = {"thebe": False}
     config.setdefault("html", {}).update(use_repository_button=False, use_issues_button=False)
-    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["hide_solutions"] = True
+    # launch buttons open notebooks/student/NN_name.ipynb (book/_ext/aecourse_book.py)
+    sphinx["aecourse_student_notebooks"] = STUDENT_NOTEBOOKS
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
@@ -164,6 +186,7 @@ def main() -> int:
     src.mkdir(parents=True)
 
     copy_sources(src)
+    student_notebooks(src)
     changed = strip_tree(src)
     student_config(src)
     print(f"build_student: removed solutions from {len(changed)} file(s)")

@@ -4,8 +4,11 @@
    "Kingma and Welling 2013", so that the bibliography matches the author-year citations
    in the text (`bibtex_reference_style: author_year`).
 
-2. Launch buttons (Colab, Binder) only on notebook pages: on a MyST markdown page they
-   would send Colab a .md file it cannot open.
+2. Launch buttons (Colab, Binder) only on notebook pages, an .ipynb or a MyST source
+   paired with the .ipynb beside it (the theme then links the .ipynb): on a text page
+   they would send Colab a .md file it cannot open. In the student edition
+   (`aecourse_student_notebooks` set, scripts/build_student.py) they open the page's
+   student notebook in that folder instead, and pages without one get none.
 
 3. Sphinx 7 writes an inline script twice when an extension adds it after the builder
 started (sphinx-doc/sphinx#13402, fixed in Sphinx 8.2): sphinx-thebe's
@@ -15,8 +18,10 @@ JavaScript error ("Identifier 'THEBE_JS_URL' has already been declared").
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pybtex.plugin import register_plugin
@@ -70,17 +75,61 @@ def drop_duplicate_scripts(app: Any, pagename: str, templatename: str, context: 
     scripts[:] = unique
 
 
+def _is_notebook_page(app: Any, pagename: str, context: dict) -> bool:
+    """An .ipynb page, or a MyST page with its paired .ipynb beside the source."""
+    if context.get("page_source_suffix") == ".ipynb":
+        return True
+    return Path(app.env.doc2path(pagename)).with_suffix(".ipynb").is_file()
+
+
 def drop_launch_buttons_off_notebooks(
     app: Any, pagename: str, templatename: str, context: dict, doctree: Any
 ) -> None:
-    """Remove the theme's launch-button group from pages whose source is not an .ipynb."""
+    """Remove the theme's launch-button group from pages that are not notebooks."""
     buttons = context.get("header_buttons")
-    if context.get("page_source_suffix") != ".ipynb" and isinstance(buttons, list):
+    if isinstance(buttons, list) and not _is_notebook_page(app, pagename, context):
         buttons[:] = [b for b in buttons if b.get("label") != "launch-buttons"]
 
 
+def student_launch_url(url: str, pagename: str, student: str) -> str:
+    """A launch URL of the page `pagename` (its .ipynb or .md, as the theme wrote it)
+    pointed at the student notebook `student` (a path from the repository root)."""
+    page = re.escape(pagename) + r"\.(?:ipynb|md)"
+    new, count = re.subn(rf"(?<=[/=]){page}(?=$|[?&#])", student, url)
+    if count != 1:
+        raise ValueError(f"launch URL {url!r} does not name the page {pagename!r} once")
+    return new
+
+
+def student_launch_buttons(
+    app: Any, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
+    """In the student edition: launch buttons open the page's student notebook."""
+    folder = app.config.aecourse_student_notebooks
+    buttons = context.get("header_buttons")
+    if not folder or not isinstance(buttons, list):
+        return
+    folder = PurePosixPath(folder.strip("/"))
+    page = PurePosixPath(pagename)
+    # notebooks/NN_name -> notebooks/student/NN_name.ipynb; other pages have none
+    student = f"{folder / page.name}.ipynb"
+    if page.parent != folder.parent or not (Path(app.srcdir) / student).is_file():
+        buttons[:] = [b for b in buttons if b.get("label") != "launch-buttons"]
+        return
+    for group in buttons:
+        if group.get("label") != "launch-buttons":
+            continue
+        for button in group.get("buttons", []):
+            if button.get("url"):
+                button["url"] = student_launch_url(button["url"], pagename, student)
+
+
 def setup(app: Any) -> dict[str, Any]:
+    # the folder of the student notebooks; empty (the main edition): launch buttons
+    # open the page's own notebook
+    app.add_config_value("aecourse_student_notebooks", "", "html")
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
-    # after sphinx-book-theme's add_launch_buttons (priority 501)
+    # both after sphinx-book-theme's add_launch_buttons (priority 501)
+    app.connect("html-page-context", student_launch_buttons, priority=800)
     app.connect("html-page-context", drop_launch_buttons_off_notebooks, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

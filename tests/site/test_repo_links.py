@@ -18,7 +18,8 @@ BRANCH = CONFIG["repository"]["branch"]
 
 COLAB = re.compile(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/([\w./-]+\.ipynb)")
 GIT_INSTALL = re.compile(r"git\+https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?(?=[@#\s\"'`]|$)")
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# the chapter notebooks and the student notebooks generated from them (make student)
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "student").glob("*.ipynb"))
 
 
 def _text(path: Path) -> str:
