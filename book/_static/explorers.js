@@ -495,6 +495,16 @@
 
   async function start(root) {
     const name = root.dataset.explorer;
+    if (location.protocol === "file:") {
+      // a browser fetches nothing from file:// pages: say how to serve them
+      root.append(element("p", {
+        class: "aecourse-explorer-note",
+        text: "The explorer runs when the book is served over HTTP, e.g. " +
+          "python -m http.server -d _build/html; the figure after it " +
+          "shows the same as a static picture.",
+      }));
+      return;
+    }
     root.dataset.loadStartMs = performance.now().toFixed(1);
     root.classList.add("aecourse-loading");
     try {
