@@ -135,6 +135,14 @@ def export_onnx(model: nn.Module, path: str | Path) -> Path:
     file: input named "z", "indices" or "x" with batch size 1, output
     "x_hat" (1, C, H, W) float32 in [0, 1]."""
     module, example, name = graph(model)
+    try:  # torch.onnx's exporter needs both
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "exporting the explorers needs onnx and onnxscript: "
+            "pip install onnx onnxscript (requirements.txt pins them)"
+        ) from err
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
