@@ -13,6 +13,7 @@ import functools
 import http.server
 import os
 import re
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -85,6 +86,14 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A browser that leaves a page mid-download (a test moving on while the
+        explorers' runtime loads) closes its connection: not an error of the site."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture(scope="session")
 def site() -> Path:
     path = site_dir()
@@ -99,7 +108,7 @@ def site() -> Path:
 def serve(directory: Path) -> Iterator[str]:
     """Serve a folder on 127.0.0.1 at a free port; yields the base URL."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
