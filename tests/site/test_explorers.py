@@ -112,6 +112,10 @@ def start(driver, server: str, page: str, name: str) -> dict:  # noqa: ANN001
         # the page's load event is late on a machine under heavy load; what
         # counts here is the explorer's own first image, waited for below
         pass
+    deadline = time.monotonic() + TIMEOUT_S
+    while not driver.execute_script(f"return {ROOT} !== null", name):
+        assert time.monotonic() < deadline, f"no explorer {name} on {page}"
+        time.sleep(0.5)
     driver.execute_script(
         f"{ROOT}.scrollIntoView({{block: 'center'}})", name
     )
