@@ -7,7 +7,7 @@
 #   make student        regenerate only the student notebooks notebooks/student/*.ipynb
 #   make train MODEL=ae retrain one model (python -m aecourse.train MODEL $(ARGS))
 #   make evaluate       the metrics table (python -m aecourse.evaluate)
-#   make clean          remove _build (the book, the execution cache, screenshots)
+#   make clean          remove _build (the book, the execution cache, screenshots) and .explorers
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,6 +21,11 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX_JS := .mathjax/static/mathjax/tex-mml-chtml.js
+ORT_VERSION := 1.30.0
+ORT_JS := .onnxruntime/static/onnxruntime/ort.wasm.min.js
+# The explorers' decoders and data, exported from the shipped weights by `make book`.
+EXPLORERS_DIR := .explorers/static/explorers
+EXPLORERS_STAMP := .explorers/.exported
 BOOK_FLAGS := -W -n --keep-going
 MODEL ?= ae
 ARGS ?=
@@ -33,10 +38,11 @@ help:
 ## Set-up ---------------------------------------------------------------------------------
 
 # Debian packages (Fashion-MNIST data, Chromium for the browser check, npm for MathJax),
-# installed when missing and the machine allows it; then the venv and MathJax. Without
+# installed when missing and the machine allows it; then the venv, MathJax and
+# onnxruntime-web (the explorers' runtime in the browser). Without
 # apt-get (macOS) nothing is installed: the data comes through torchvision, and the
 # script says how to get npm and (for `make test`) Chromium with Homebrew.
-bootstrap: system $(VENV_STAMP) $(MATHJAX_JS)
+bootstrap: system $(VENV_STAMP) $(MATHJAX_JS) $(ORT_JS)
 
 system:
 	@bash scripts/bootstrap_system.sh $(if $(filter test,$(MAKECMDGOALS)),--browser)
@@ -63,6 +69,16 @@ $(MATHJAX_JS):
 	  $(CURDIR)/.mathjax/static/mathjax/ && cp -r output/chtml output/chtml.js $(CURDIR)/.mathjax/static/mathjax/output/
 	cp .mathjax/node_modules/mathjax/LICENSE .mathjax/static/mathjax/
 
+# onnxruntime-web runs the explorers' decoders in the reader's browser, served with the
+# site as MathJax is. Kept: the WebAssembly build's loader (ort.wasm.min.js), its module
+# and the CPU (SIMD) binary; the WebGPU, WebGL and JSPI builds are left out.
+$(ORT_JS):
+	@command -v npm >/dev/null || { echo "bootstrap: npm is needed to install onnxruntime-web (Debian: apt-get install npm; macOS: brew install node)" >&2; exit 1; }
+	npm install --prefix .onnxruntime --no-audit --no-fund --loglevel=error onnxruntime-web@$(ORT_VERSION)
+	rm -rf .onnxruntime/static && mkdir -p .onnxruntime/static/onnxruntime
+	cd .onnxruntime/node_modules/onnxruntime-web/dist && cp ort.wasm.min.js \
+	  ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm $(CURDIR)/.onnxruntime/static/onnxruntime/
+
 ## Book -----------------------------------------------------------------------------------
 
 # _build/html is written afresh each time (no page of an older build survives in it);
@@ -80,10 +96,18 @@ $(EXEC_STAMP): $(PACKAGE_FILES) requirements.txt
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	@mkdir -p _build && touch $@
 
-book: bootstrap $(EXEC_STAMP)
+# The explorers of the site: each decoder exported with torch.onnx from the shipped
+# weights, and the data each explorer starts from (aecourse/export.py); again when the
+# package (code or weights) changes. Never edited by hand.
+$(EXPLORERS_STAMP): $(PACKAGE_FILES) requirements.txt | $(VENV_STAMP)
+	rm -rf $(EXPLORERS_DIR)
+	$(PY) -m aecourse.export $(EXPLORERS_DIR)
+	@touch $@
+
+book: bootstrap $(EXEC_STAMP) $(EXPLORERS_STAMP)
 	$(BUILD_BOOK)
 
-book-student: bootstrap $(EXEC_STAMP)
+book-student: bootstrap $(EXEC_STAMP) $(EXPLORERS_STAMP)
 	$(PY) scripts/build_student.py
 
 # Each chapter notebook has one source, notebooks/NN_name.md (MyST Markdown). Its .ipynb
@@ -122,7 +146,7 @@ $(PLATFORMS_STAMP): requirements.txt scripts/check_platforms.py
 	$(PY) scripts/check_platforms.py
 	@mkdir -p _build && touch $@
 
-test: bootstrap $(EXEC_STAMP) $(PLATFORMS_STAMP)
+test: bootstrap $(EXEC_STAMP) $(EXPLORERS_STAMP) $(PLATFORMS_STAMP)
 	$(RUN_UNIT_TESTS)
 	$(BUILD_BOOK)
 	$(RUN_STUDENT_TESTS)
@@ -145,4 +169,4 @@ evaluate: bootstrap
 	$(PY) -m aecourse.evaluate $(ARGS)
 
 clean:
-	rm -rf _build
+	rm -rf _build .explorers

@@ -5,7 +5,8 @@ or Colab. Pictures are PNG bytes in ``ipywidgets.Image`` widgets, updated by ``o
 callbacks, so a box can be built and driven from plain Python (set a slider's ``value``
 and the picture changes) without a browser. The published book is static: there the
 sliders do not run, which is why every chapter also shows the same idea as a figure
-(``aecourse.plot``). ipywidgets is imported on first use.
+(``aecourse.plot``), and the book's site runs the same explorers in the reader's browser
+(``aecourse.export``, book/_static/explorers.js). ipywidgets is imported on first use.
 
 decode/denoise callables follow ``aecourse.plot``: latents (N, latent_dim) -> images
 (N, C, H, W) in [0, 1]; wrap a model with ``aecourse.plot.image_decoder(model)``.
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import ipywidgets
 
 SCALE = 8  # decoded images are shown `SCALE` times their size (28 px -> 224 px), pixels kept sharp
+CELL_COLOUR = (0.91, 0.35, 0.05)  # RGB of the frame around the chosen cell of a code grid
 MAX_POINTS = 5000  # latent map points drawn behind the marker (a fixed random subset beyond this)
 NOISE_LEVELS = {  # kind -> (slider label, largest level, starting level)
     "gaussian": ("sigma", 1.0, 0.5),
@@ -260,3 +262,77 @@ def traversal_explorer(
     reset.on_click(on_reset)
     update()
     return widgets.HBox([widgets.VBox(sliders), widgets.VBox([picture, reset])])
+
+
+def code_grid_explorer(model: Any, indices: Tensor) -> ipywidgets.VBox:
+    """A VQ-VAE's code grid, one cell at a time: choose a cell (row and column sliders)
+    and set its code (a slider over the codebook); the decoded grid is redrawn with the
+    chosen cell framed.
+
+    model: a VQVAE (its ``decode_indices`` is used). indices: one code grid (h, w) or a
+    batch (B, h, w), e.g. ``model.encode(x)``, then with an image slider choosing the
+    grid to start from. A button resets the grid to that image's codes.
+    Returns an ipywidgets.VBox.
+    """
+    widgets = _ipywidgets()
+    config = getattr(model, "config", None)
+    if not hasattr(model, "decode_indices") or not hasattr(config, "codebook_size"):
+        raise ValueError(f"expected a VQVAE (decode_indices, config.codebook_size), got {type(model).__name__}")
+    indices = plot._tensor(indices, "indices")
+    if indices.ndim == 2:
+        indices = indices[None]  # (1, h, w)
+    g, k = config.grid, config.codebook_size
+    if indices.ndim != 3 or indices.shape[1:] != (g, g) or indices.is_floating_point():
+        raise ValueError(f"indices must be integer code grids ({g}, {g}) or (B, {g}, {g}), "
+                         f"got {indices.dtype} {tuple(indices.shape)}")
+    if indices.min() < 0 or indices.max() >= k:
+        raise ValueError(f"indices must lie in [0, {k}), got values in "
+                         f"[{int(indices.min())}, {int(indices.max())}]")
+    starts = indices.long().cpu()
+    grid = starts[0].clone()  # (h, w), the grid shown
+    decode = plot.image_decoder(model)
+
+    image = widgets.IntSlider(value=0, min=0, max=len(starts) - 1, description="image")
+    row = widgets.IntSlider(value=g // 2, min=0, max=g - 1, description="row")
+    col = widgets.IntSlider(value=g // 2, min=0, max=g - 1, description="column")
+    code = widgets.IntSlider(value=int(grid[g // 2, g // 2]), min=0, max=k - 1, description="code")
+    reset = widgets.Button(description="reset to the image's codes")
+    picture = widgets.Image(format="png")
+    busy = [False]  # set while the code slider follows the chosen cell, to redraw once
+
+    def update(change: object = None) -> None:
+        if busy[0]:
+            return
+        grid[row.value, col.value] = code.value
+        decoded = plot._decoded(decode, grid[None])[0]  # (C, H, W)
+        pixels = np.repeat(decoded, 3, axis=0) if decoded.shape[0] == 1 else decoded
+        # (3, H * SCALE, W * SCALE): enlarged here, to frame the cell in screen pixels
+        pixels = pixels.repeat(SCALE, axis=1).repeat(SCALE, axis=2)
+        side = pixels.shape[1] // g  # screen pixels per cell
+        top, left = row.value * side, col.value * side
+        frame = np.zeros(pixels.shape[1:], dtype=bool)
+        frame[top : top + side, left : left + side] = True
+        frame[top + 2 : top + side - 2, left + 2 : left + side - 2] = False
+        pixels[:, frame] = np.array(CELL_COLOUR)[:, None]
+        picture.value = _image_png(pixels, scale=1)
+
+    def follow(change: object = None) -> None:
+        busy[0] = True
+        try:
+            code.value = int(grid[row.value, col.value])
+        finally:
+            busy[0] = False
+        update()
+
+    def restart(change: object = None) -> None:
+        grid.copy_(starts[image.value])
+        follow()
+
+    image.observe(restart, names="value")
+    row.observe(follow, names="value")
+    col.observe(follow, names="value")
+    code.observe(update, names="value")
+    reset.on_click(restart)
+    update()
+    controls = ([image] if len(starts) > 1 else []) + [row, col, code, reset]
+    return widgets.VBox([widgets.HBox(controls[:-2]), widgets.HBox(controls[-2:]), picture])

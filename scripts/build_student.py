@@ -29,8 +29,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDENT_NOTEBOOKS = "notebooks/student"  # the committed student notebooks (make student)
-# Not copied: build outputs and environments. .mathjax is linked, not copied.
-SKIP = {".git", ".venv", "_build", ".mathjax", "node_modules", ".pytest_cache", "__pycache__"}
+# Not copied: build outputs and environments. The folders that the book serves from
+# _static (MathJax, onnxruntime-web, the exported explorers) are linked, not copied.
+LINKED = (".mathjax", ".onnxruntime", ".explorers")
+SKIP = {".git", ".venv", "_build", *LINKED, "node_modules", ".pytest_cache", "__pycache__"}
 
 # An opening fence of a solution directive: ```{solution} label, ::::{solution-start} label
 SOLUTION_OPEN = re.compile(r"^\s*(?P<fence>`{3,}|:{3,})\{solution(?P<gated>-start)?\}")
@@ -113,7 +115,8 @@ def copy_sources(dest: Path) -> None:
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest / rel)
-    (dest / ".mathjax").symlink_to(ROOT / ".mathjax")
+    for folder in LINKED:
+        (dest / folder).symlink_to(ROOT / folder)
 
 
 def strip_tree(src: Path) -> list[Path]:

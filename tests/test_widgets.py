@@ -16,7 +16,7 @@ pytest.importorskip("ipywidgets")
 import ipywidgets  # noqa: E402
 
 from aecourse import plot, widgets  # noqa: E402
-from aecourse.models import AE, DAE, VAE, AEConfig, DAEConfig, VAEConfig  # noqa: E402
+from aecourse.models import AE, DAE, VAE, VQVAE, AEConfig, DAEConfig, VAEConfig, VQVAEConfig  # noqa: E402
 
 
 def descendants(widget):
@@ -206,6 +206,64 @@ def test_a_real_ae_in_the_plane_explorer():
     before = image.value
     find(box, ipywidgets.FloatSlider)[1].value = 2.9
     assert image.value != before
+
+
+def small_vqvae():
+    torch.manual_seed(0)
+    return VQVAE(VQVAEConfig(channels=(8, 8), embedding_dim=4, codebook_size=16)).eval()
+
+
+def test_code_grid_explorer_sets_the_chosen_cell():
+    model = small_vqvae()
+    grids = torch.randint(0, 16, (2, 7, 7), generator=torch.Generator().manual_seed(1))
+    box = widgets.code_grid_explorer(model, grids)
+    image, row, col, code = find(box, ipywidgets.IntSlider)
+    (picture,) = find(box, ipywidgets.Image)
+    assert (code.min, code.max, row.max, col.max) == (0, 15, 6, 6)
+    # the code slider shows the chosen cell's code, and follows the cell
+    assert code.value == grids[0, 3, 3]
+    row.value, col.value = 1, 5
+    assert code.value == grids[0, 1, 5]
+    # a new code for that cell: the picture is the decoded grid with that code
+    new = (int(grids[0, 1, 5]) + 1) % 16
+    code.value = new
+    expected = grids[0].clone()
+    expected[1, 5] = new
+    with torch.no_grad():
+        decoded = model.decode_indices(expected[None])[0, 0]  # (28, 28)
+    shown = pixels(picture)[:: widgets.SCALE, :: widgets.SCALE]  # one pixel per image pixel
+    far = torch.ones(28, 28, dtype=torch.bool)
+    far[4:8, 20:24] = False  # the chosen cell is framed in colour
+    assert np.abs(shown - decoded.numpy())[far.numpy()].max() < 2 / 255
+    # another image: its codes, the chosen cell kept
+    image.value = 1
+    assert code.value == grids[1, 1, 5]
+
+
+def test_code_grid_explorer_reset_restores_the_image_codes():
+    model = small_vqvae()
+    grids = torch.zeros(1, 7, 7, dtype=torch.int64)
+    box = widgets.code_grid_explorer(model, grids[0])
+    row, col, code = find(box, ipywidgets.IntSlider)
+    (picture,) = find(box, ipywidgets.Image)
+    start = picture.value
+    code.value = 9
+    assert picture.value != start
+    (reset,) = find(box, ipywidgets.Button)
+    reset.click()
+    assert code.value == 0 and picture.value == start
+
+
+def test_code_grid_explorer_rejects_bad_input():
+    model = small_vqvae()
+    with pytest.raises(ValueError, match=r"integer code grids \(7, 7\)"):
+        widgets.code_grid_explorer(model, torch.zeros(2, 6, 6, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"integer code grids"):
+        widgets.code_grid_explorer(model, torch.zeros(7, 7))
+    with pytest.raises(ValueError, match=r"in \[0, 16\)"):
+        widgets.code_grid_explorer(model, torch.full((7, 7), 16))
+    with pytest.raises(ValueError, match="expected a VQVAE"):
+        widgets.code_grid_explorer(AE(AEConfig()), torch.zeros(7, 7, dtype=torch.int64))
 
 
 def test_missing_ipywidgets_names_the_install(monkeypatch):

@@ -8,9 +8,12 @@ CHROME_BIN and CHROMEDRIVER choose the browser and its driver (default: Debian's
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
+import re
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ import pytest
 
 SITE_ENV = "AECOURSE_SITE_DIR"
 _SUMMARY: list[str] = []  # one line per page checked, printed at the end of the run
+EXPLORER_SUMMARY: list[str] = []  # the explorers' figures, printed after those
 
 
 def site_dir() -> Path | None:
@@ -39,10 +43,30 @@ def site_pages(root: Path | None) -> list[str]:
     )
 
 
+EXPLORER = re.compile(r'<div class="aecourse-explorer" data-explorer="([^"]+)"')
+
+
+def site_explorers(root: Path | None) -> list[tuple[str, str]]:
+    """(page, explorer name) of every explorer placeholder on the site's pages."""
+    return [
+        (page, name)
+        for page in site_pages(root)
+        for name in EXPLORER.findall((root / page).read_text(encoding="utf-8"))
+    ]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize a test that takes `page` over every page of the built site."""
+    """Parametrize a test that takes `page` over every page of the built site, one that
+    takes `explorer` over every (page, explorer name), one that takes `explorer_page`
+    over every page with an explorer."""
+    root = site_dir()
     if "page" in metafunc.fixturenames:
-        metafunc.parametrize("page", site_pages(site_dir()))
+        metafunc.parametrize("page", site_pages(root))
+    if "explorer" in metafunc.fixturenames:
+        found = site_explorers(root)
+        metafunc.parametrize("explorer", found, ids=[f"{p}:{n}" for p, n in found])
+    if "explorer_page" in metafunc.fixturenames:
+        metafunc.parametrize("explorer_page", sorted({p for p, _ in site_explorers(root)}))
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +75,23 @@ def summary() -> list[str]:
     return _SUMMARY
 
 
+@pytest.fixture(scope="session")
+def explorer_summary() -> list[str]:
+    """The explorers' figures (bytes, times, errors), printed in the closing summary."""
+    return EXPLORER_SUMMARY
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A browser that leaves a page mid-download (a test moving on while the
+        explorers' runtime loads) closes its connection: not an error of the site."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 @pytest.fixture(scope="session")
@@ -66,16 +104,25 @@ def site() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """Serve a folder on 127.0.0.1 at a free port; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    httpd = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture(scope="session")
 def server(site: Path) -> Iterator[str]:
     """Serve the site on 127.0.0.1 at a free port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(site) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -122,4 +169,8 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
     if _SUMMARY:
         terminalreporter.section("pages checked in Chromium")
         for line in _SUMMARY:
+            terminalreporter.write_line(line)
+    if EXPLORER_SUMMARY:
+        terminalreporter.section("explorers in Chromium (page weight, time to first image)")
+        for line in EXPLORER_SUMMARY:
             terminalreporter.write_line(line)
