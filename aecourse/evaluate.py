@@ -476,7 +476,7 @@ def beside_shipped(here: dict[str, dict[str, float]], *, data: str, images: int,
     protocol = "all" if settings.images is None else f"the first {settings.images:,}"
     lines = [f"here: {data}, the first {images:,} test images; shipped: the model cards "
              f"({', '.join(card_data) or 'none'}, {protocol} test images)"]
-    if card_data != [data] or settings.images != images:
+    if card_data != [data] or settings.images not in (None, images):
         lines.append("(not the same test images: the columns compare models, not runs)")
     rows = [[row, metric, f"{value:.2f}", _shipped(cards.get(row, {}).get(metric))]
             for row, values in here.items() for metric, value in values.items()]
