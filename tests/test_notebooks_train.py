@@ -69,7 +69,9 @@ def assigned_names(source: str) -> set[str]:
     names = set()
     for node in ast.parse(source).body:
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        for target in targets:  # `A = 1`, `A: int = 1`, `A, B = 1, 2`
+            elements = target.elts if isinstance(target, ast.Tuple) else [target]
+            names |= {e.id for e in elements if isinstance(e, ast.Name)}
     return names
 
 
@@ -93,6 +95,7 @@ def with_parameters(
 
 def test_with_parameters_checks_the_names() -> None:
     notebook = nbformat.read(CHAPTERS[0], as_version=4)
+    assert assigned_names("A = 1\nB: int = 2\nC, D = 3, 4\nf(E)\n") == {"A", "B", "C", "D"}
     injected = with_parameters(notebook, {"TRAIN": True}, {"NOT_A_PARAMETER": 1, "N_TEST": 5})
     index = parameters_cell(injected)
     assert injected.cells[index + 1].source == "TRAIN = True\nN_TEST = 5"
