@@ -466,6 +466,38 @@ def disagreements(results: dict[str, dict[str, float]], cards: dict[str, dict[st
     return lines
 
 
+def beside_shipped(here: dict[str, dict[str, float]], *, data: str, images: int,
+                   settings: Settings = QUICK, weights_dir: str | Path | None = None) -> str:
+    """Figures measured in a notebook (row -> metric -> value, rows named as in the cards,
+    e.g. "ae" or "pca-16") as a table beside those the shipped models' cards hold for the
+    protocol `settings`: what a notebook prints for models it trained itself, where it
+    asserts agreement for the shipped ones. `data` and `images` say what "here" measured
+    (the data set, the first `images` test images); a row no card holds shows "-"."""
+    weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    if not here:
+        raise ValueError("expected at least one row of figures, got none")
+    names = [row for row in here if row in list_pretrained(weights_dir)]
+    cards, _ = card_figures(names, weights_dir, settings)
+    card_data = sorted({load_card(name, weights_dir)["data"] for name in names})
+    protocol = "all" if settings.images is None else f"the first {settings.images:,}"
+    lines = [f"here: {data}, the first {images:,} test images; shipped: the model cards "
+             f"({', '.join(card_data) or 'none'}, {protocol} test images)"]
+    if card_data != [data] or settings.images not in (None, images):
+        lines.append("(not the same test images: the columns compare models, not runs)")
+    rows = [[row, metric, f"{value:.2f}", _shipped(cards.get(row, {}).get(metric))]
+            for row, values in here.items() for metric, value in values.items()]
+    header = ["", "metric", "here", "shipped"]
+    widths = [max(len(line[c]) for line in [header, *rows]) for c in range(4)]
+    for line in [header, *rows]:
+        lines.append("  ".join(cell.ljust(w) if c < 2 else cell.rjust(w)
+                               for c, (cell, w) in enumerate(zip(line, widths))))
+    return "\n".join(lines)
+
+
+def _shipped(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(prog="python -m aecourse.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="first 1,000 test images and reduced costs")

@@ -134,15 +134,26 @@ def update_card(name: str, weights_dir: str | Path | None = None, **fields: Any)
 
 
 def load_pretrained(
-    name: str, *, weights_dir: str | Path | None = None, device: str | torch.device = "cpu"
+    name: str,
+    *,
+    weights_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    data: str | None = None,
 ) -> nn.Module:
     """Rebuild the model saved as ``name`` from its card and weights, in eval mode on ``device``.
 
     Raises ValueError for an unknown name (listing the known ones), a sha256 mismatch, a model
-    class that is not in ``aecourse.models.MODEL_CLASSES`` or a config key the class does not know.
+    class that is not in ``aecourse.models.MODEL_CLASSES`` or a config key the class does not know;
+    and, when ``data`` names a data set, for a model that its card says was trained on another.
     """
     weights_dir = _weights_dir(weights_dir)
     card = load_card(name, weights_dir)
+    if data is not None and card.get("data") != data:
+        raise ValueError(
+            f"{name!r} in {weights_dir} was trained on {card.get('data')}, not {data}: train "
+            f"one on {data} (TRAIN = True in a notebook, or python -m aecourse.train {name} "
+            f"--data {data})"
+        )
     weights_path = weights_dir / f"{name}.safetensors"
     if not weights_path.is_file():
         raise ValueError(

@@ -342,3 +342,23 @@ def test_shipped_models_reproduce_their_cards_quick_figures(capsys):
     out = capsys.readouterr().out
     assert "0 problem(s)" in out and "skipped" not in out
     assert set(evaluate.SHIPPED) <= set(returned)
+
+
+def test_beside_shipped_prints_the_cards_figures_next_to_ones_measured_here():
+    card = load_card("ae")
+    shipped = card["quick_metrics"]["psnr_db"]
+    pca16 = card["quick_evaluation"]["baselines"]["pca-16"]["psnr_db"]
+    here = {"ae": {"psnr_db": 12.345}, "pca-16": {"psnr_db": 16.0}, "unknown": {"fid": 1.0}}
+    text = evaluate.beside_shipped(here, data="fashion-mnist", images=1000)
+    lines = text.splitlines()
+    assert lines[0].startswith("here: fashion-mnist, the first 1,000 test images; shipped:")
+    assert "(fashion-mnist, the first 1,000 test images)" in lines[0]
+    assert "not the same test images" not in text  # the same protocol, the same images
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert rows["ae"] == ["psnr_db", "12.35", f"{shipped:.2f}"]
+    assert rows["pca-16"] == ["psnr_db", "16.00", f"{pca16:.2f}"]  # a baseline of ae's card
+    assert rows["unknown"] == ["fid", "1.00", "-"]
+    other = evaluate.beside_shipped({"ae": {"psnr_db": 1.0}}, data="cifar10", images=300)
+    assert "here: cifar10, the first 300" in other and "not the same test images" in other
+    with pytest.raises(ValueError, match="at least one row"):
+        evaluate.beside_shipped({}, data="mnist", images=1)

@@ -87,6 +87,19 @@ def test_tiny_round_trip_identical_outputs(tmp_path, tiny_classes):
     torch.testing.assert_close(loaded.running, model.running, rtol=0, atol=0)
 
 
+def test_load_checks_the_data_it_was_trained_on(tmp_path, tiny_classes):
+    save_pretrained(make_tiny(), "tiny", tmp_path, **CARD_FIELDS)
+    assert isinstance(load_pretrained("tiny", weights_dir=tmp_path, data="fashion-mnist"), Tiny)
+    with pytest.raises(ValueError, match="trained on fashion-mnist, not cifar10.*--data cifar10"):
+        load_pretrained("tiny", weights_dir=tmp_path, data="cifar10")
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "vqvae", "classifier"])
+def test_shipped_models_refuse_other_data(name):
+    with pytest.raises(ValueError, match=f"{name}.*not mnist"):
+        load_pretrained(name, data="mnist")
+
+
 def test_saves_the_plain_module_of_wrappers(tmp_path, tiny_classes):
     class DDPLike(nn.Module):  # DistributedDataParallel keeps the model in .module
         def __init__(self, module: nn.Module) -> None:
