@@ -173,7 +173,8 @@ def test_check_refuses_figures_of_another_protocol(tmp_path, capsys):
 def test_agreement_tolerances():
     assert evaluate.agrees("psnr_db", 21.0, 21.2) and not evaluate.agrees("psnr_db", 21.0, 21.3)
     assert evaluate.agrees("accuracy", 0.885, 0.888) and not evaluate.agrees("accuracy", 0.87, 0.888)
-    assert evaluate.agrees("fid", 75.0, 71.4) and not evaluate.agrees("fid", 80.0, 71.4)
+    # FIDs: a complete re-draw of the samples stays within 40 % (scripts/fid_spread.py)
+    assert evaluate.agrees("fid", 95.0, 71.4) and not evaluate.agrees("fid", 105.0, 71.4)
 
 
 def test_table_is_aligned_and_grouped():
