@@ -11,13 +11,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 
-def _where(generator: torch.Generator | None, device: torch.device) -> torch.device:
-    """The device a draw is made on: the generator's, else the target's."""
-    return generator.device if generator is not None else device
+def _draw(
+    sample: Callable[..., Tensor],
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    dtype: torch.dtype,
+) -> Tensor:
+    """`sample(shape)` made on the generator's device (else `device`), then moved."""
+    device = torch.device(device)
+    where = generator.device if generator is not None else device
+    return sample(shape, generator=generator, device=where, dtype=dtype).to(device)
 
 
 def randn(
@@ -27,11 +37,7 @@ def randn(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Standard normal draws of `shape` on `device`, drawn on the generator's."""
-    device = torch.device(device)
-    out = torch.randn(
-        shape, generator=generator, device=_where(generator, device), dtype=dtype
-    )
-    return out.to(device)
+    return _draw(torch.randn, shape, generator, device, dtype)
 
 
 def rand(
@@ -41,11 +47,7 @@ def rand(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Uniform draws in [0, 1) of `shape` on `device`, drawn on the generator's."""
-    device = torch.device(device)
-    out = torch.rand(
-        shape, generator=generator, device=_where(generator, device), dtype=dtype
-    )
-    return out.to(device)
+    return _draw(torch.rand, shape, generator, device, dtype)
 
 
 def categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
