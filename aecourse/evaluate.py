@@ -77,10 +77,11 @@ CARD_FIELDS = {FULL: ("test_metrics", "evaluation"), QUICK: ("quick_metrics", "q
 AGREE_REL = 0.01  # two runs of one protocol agree within 1 % (or AGREE_ABS) ...
 AGREE_ABS = 0.01
 # ... and FIDs within 40 %. The samples come from CPU seeds and inverse-CDF draws
-# (`aecourse.sampling`), so a CPU of any torch version repeats them exactly; a GPU's
-# rounding can flip a draw of the prior, and a flip redraws the rest of that grid. The
-# bound covers a complete re-draw: seeds 0-9 moved the quick FIDs by up to 37 % from
-# the protocol seed's (`python scripts/fid_spread.py`, which fails if they leave it).
+# (`aecourse.sampling`), so the same machine and torch version repeat them exactly; on
+# other hardware the rounding of the prior's probabilities can flip a draw, and a flip
+# redraws the rest of that grid. The bound covers a complete re-draw: seeds 0-9 moved
+# the quick FIDs by up to 37 % from the protocol seed's (`python scripts/fid_spread.py`,
+# which fails if they leave it); ten seeds make that an empirical margin, not a proof.
 AGREE_REL_FID = 0.40
 
 
