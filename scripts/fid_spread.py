@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from aecourse import evaluate
+from aecourse import evaluate, metrics
 from aecourse.cli import positive
 from aecourse.data import load
-from aecourse import metrics
 from aecourse.pretrained import load_pretrained
 
 GENERATORS = {"vae": None, "vae-2d": None, "vae-mlp": None, "prior": "vqvae"}
@@ -30,6 +27,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=positive(int), default=10, help="seeds 0..N-1")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.seeds <= evaluate.SAMPLE_SEED:
+        parser.error(f"--seeds must include the protocol seed {evaluate.SAMPLE_SEED}: "
+                     f"give more than {evaluate.SAMPLE_SEED}, got {args.seeds}")
     settings = evaluate.QUICK
     x = load("fashion-mnist", "test").subset(settings.images).x.to(args.device)
     classifier = load_pretrained("classifier", device=args.device)
