@@ -50,16 +50,25 @@ def rand(
     return _draw(torch.rand, shape, generator, device, dtype)
 
 
-def categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One index per row of `probs` (B, K), drawn with probability probs[b, k].
+def categorical(
+    probs: Tensor, generator: torch.Generator | None = None, n: int | None = None
+) -> Tensor:
+    """Indices drawn from each row of `probs` (B, K) with probability probs[b, k].
 
     Inverse CDF: with u ~ U[0, 1) and c the cumulative sums of the row, the
     index is the first k with c_k > u * c_K (rows need not sum to exactly 1).
-    Categories of probability 0 are never drawn. Returns (B,) int64.
+    Categories of probability 0 are never drawn. Returns (B,) int64, one draw
+    per row, or (B, n) with `n` independent draws per row.
     """
     if probs.ndim != 2 or probs.shape[1] == 0:
         raise ValueError(f"expected probabilities of shape (B, K), got {tuple(probs.shape)}")
+    if n is not None and n < 1:
+        raise ValueError(f"expected n >= 1 draws per row, got {n}")
     cdf = probs.double().cumsum(dim=1)  # (B, K)
-    u = rand((len(probs), 1), generator, probs.device, dtype=torch.float64)
-    index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)  # (B, 1)
-    return index.clamp_(max=probs.shape[1] - 1).squeeze(1)
+    total = cdf[:, -1:]  # (B, 1)
+    if (probs < 0).any() or not (total > 0).all():
+        raise ValueError("expected non-negative probabilities with a positive sum in every row")
+    u = rand((len(probs), 1 if n is None else n), generator, probs.device, dtype=torch.float64)
+    index = torch.searchsorted(cdf, u * total, right=True)  # (B, 1) or (B, n)
+    index.clamp_(max=probs.shape[1] - 1)
+    return index.squeeze(1) if n is None else index

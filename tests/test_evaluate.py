@@ -46,7 +46,10 @@ def save_tiny(directory, names, data="fashion-mnist"):
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory):
-    return save_tiny(tmp_path_factory.mktemp("weights"), TINY)
+    directory = save_tiny(tmp_path_factory.mktemp("weights"), TINY)
+    not_shipped = AE(AEConfig(latent_dim=8, channels=(4, 8)))
+    save_pretrained(not_shipped, "ae-8", directory, data="fashion-mnist", epochs=0)
+    return directory
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +71,10 @@ def test_quick_json_has_every_model_and_baseline(quick):
     assert printed == returned
     assert list(printed) == [
         "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "linear-64",
+        "dae-16", "linear-16", "ae-on-noisy",
         "vae", "vae-2d", "vae-mlp", "vqvae", "prior", "test-half", "classifier",
         # a saved model that is not shipped comes after the shipped ones
-        "dae-16", "linear-16", "ae-on-noisy",
+        "ae-8", "pca-8",
     ]
     for name in ("vae", "vae-2d", "vae-mlp"):
         assert set(printed[name]) == {"nll_nats", "neg_elbo_nats", "kl_nats", "psnr_db", "fid"}

@@ -33,6 +33,19 @@ def test_categorical_takes_unnormalised_rows_and_rejects_bad_shapes():
     assert drawn.tolist() == [1, 0]
     with pytest.raises(ValueError, match="shape"):
         sampling.categorical(torch.ones(5))
+    for bad in ([[0.5, -0.1, 0.6]], [[0.0, 0.0], [1.0, 0.0]]):  # a negative, an empty row
+        with pytest.raises(ValueError, match="non-negative probabilities with a positive sum"):
+            sampling.categorical(torch.tensor(bad))
+    with pytest.raises(ValueError, match="n >= 1"):
+        sampling.categorical(torch.ones(1, 3), n=0)
+
+
+def test_n_draws_per_row_are_the_single_draws_of_repeated_rows():
+    # (B, n) draws use the uniforms in the order of (B * n) single draws of each row repeated
+    probs = torch.softmax(torch.randn(3, 5, generator=torch.Generator().manual_seed(2)), 1)
+    many = sampling.categorical(probs, torch.Generator().manual_seed(4), n=50)  # (3, 50)
+    single = sampling.categorical(probs.repeat_interleave(50, 0), torch.Generator().manual_seed(4))
+    assert many.shape == (3, 50) and torch.equal(many.flatten(), single)
 
 
 def test_draws_are_made_on_the_generator_device_and_moved():
