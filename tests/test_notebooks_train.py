@@ -135,11 +135,11 @@ def test_standins_have_torchvision_types(standins: Path) -> None:
         torchvision.datasets.MNIST, torchvision.datasets.CIFAR10 = real
 
 
-# 18 notebook runs: `make test-train` (which sets the variable), not yet `make test`
+# 18 notebook runs: `make test` and `make test-train` set the variable
 RUN_NOTEBOOKS = os.environ.get("AECOURSE_TRAIN_TEST") == "1"
 
 
-@pytest.mark.skipif(not RUN_NOTEBOOKS, reason="set AECOURSE_TRAIN_TEST=1 (make test-train)")
+@pytest.mark.skipif(not RUN_NOTEBOOKS, reason="set AECOURSE_TRAIN_TEST=1 (make test sets it)")
 @pytest.mark.parametrize("dataset", list(IMAGE_SHAPE))
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
 def test_notebook_runs_with_train(
