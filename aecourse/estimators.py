@@ -40,7 +40,8 @@ def gumbel(
 def _check(logits: Tensor, n: int) -> None:
     if logits.dim() != 1 or logits.numel() < 2:
         raise ValueError(
-            f"logits must have shape (K,) with K >= 2, got {tuple(logits.shape)}"
+            "logits must have shape (K,) with K >= 2, got "
+            f"{tuple(logits.shape)}"
         )
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
