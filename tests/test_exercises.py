@@ -195,6 +195,10 @@ WRONG = {
         ("mean_by_class", lambda values, labels, n: torch.zeros(n).index_add_(0, labels, values),
          "sums, not means"),
     ],
+    "ex-vq-reinforce-loo": [
+        ("reinforce_loo", lambda logits, k, losses: (losses - losses.mean())[:, None]
+         * (F.one_hot(k, len(logits)).double() - logits.softmax(-1)), "includes the draw itself"),
+    ],
     "ex-cmp-interpolate": [
         ("line", lambda z0, z1, n: torch.stack([(1 - t) * z1 + t * z0 for t in torch.linspace(0, 1, n)]),
          "from z1 to z0"),

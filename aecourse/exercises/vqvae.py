@@ -231,6 +231,47 @@ def _test_mean_by_class(mean_by_class: Callable[[Tensor, Tensor, int], Tensor]) 
     )
 
 
+# --- ex-vq-reinforce-loo: REINFORCE with a leave-one-out baseline ---------------------
+
+
+def reinforce_loo_reference(logits: Tensor, k: Tensor, losses: Tensor) -> Tensor:
+    """REINFORCE estimates (n, K), (f_i - c_i)(y_i - pi), for draws k (n,) of
+    Cat(softmax(logits)) with losses (n,); c_i is the mean of the other n - 1 losses."""
+    n = len(losses)
+    others = (losses.sum() - losses) / (n - 1)
+    y = F.one_hot(k, len(logits)).to(logits.dtype)
+    return (losses - others)[:, None] * (y - logits.softmax(-1))
+
+
+def _test_reinforce_loo(reinforce_loo: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
+    g = generator(21)
+    logits = torch.randn(5, generator=g, dtype=torch.float64)
+    k = torch.randint(0, 5, (8,), generator=g)
+    losses = 3 * torch.rand(8, generator=g, dtype=torch.float64)
+    got = call("reinforce_loo", reinforce_loo, logits, k, losses, shown="logits, k, losses")
+    expected = reinforce_loo_reference(logits, k, losses)
+    pi = logits.softmax(-1)
+    y = F.one_hot(k, 5).double()
+    others = (losses.sum() - losses) / 7
+    expect_close(
+        "reinforce_loo(logits, k, losses)",
+        got,
+        expected,
+        mistakes={
+            "the baseline includes the draw itself (the mean of all n losses): leave "
+            "it out, or the estimate is biased": (losses - losses.mean())[:, None] * (y - pi),
+            "no baseline: subtract the mean loss of the other draws": losses[:, None] * (y - pi),
+            "the gradient of log pi_k with respect to the logits is y - pi, not y":
+                (losses - others)[:, None] * y,
+            "the baseline is added: subtract it": (losses + others)[:, None] * (y - pi),
+            "that is the gradient of pi_k, not of log pi_k: drop the factor pi_k":
+                (losses - others)[:, None] * pi[k][:, None] * (y - pi),
+        },
+        rtol=1e-6,
+        atol=1e-9,
+    )
+
+
 register(
     "ex-vq-perplexity",
     Answer("usage_and_perplexity", usage_and_perplexity_reference, _test_usage_and_perplexity),
@@ -247,4 +288,8 @@ register(
 register(
     "ex-vq-bits",
     Answer("mean_by_class", mean_by_class_reference, _test_mean_by_class),
+)
+register(
+    "ex-vq-reinforce-loo",
+    Answer("reinforce_loo", reinforce_loo_reference, _test_reinforce_loo),
 )
