@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 # default), a loop of small CPU ops on a machine whose cores other processes share
 # slows many fold: sampling 64 code grids from the prior took 120 s with 2 threads
 # spinning and 9 s with them sleeping, on 2 busy cores; notebook 5 beside one busy loop
-# on 2 cores ran in 385 s before this line and 53 s after. OpenMP reads the setting when
+# on 2 cores ran in 385 s before this line (a311a03) and 53 s after. OpenMP reads it when
 # torch is first imported, so it applies where `import aecourse` comes first (the
 # notebooks' first cell, `python -m aecourse....`); a value already set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
