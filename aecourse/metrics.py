@@ -138,34 +138,42 @@ def elbo_of(
     samples: int = 1,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The ELBO of binary images x under q(z | x) = N(mu, diag exp logvar), in nats:
+    """The ELBO of binary images x under q(z | x) = N(mu, diag exp logvar):
 
-        E_q[log p(x | z)] - KL(q(z | x) || p(z)),
+        E_q[log p(x | z)] - KL(q(z | x) || p(z)),   in nats,
 
-    the expectation estimated with `samples` reparameterised draws per image and the KL in
-    closed form. Differentiable in mu and logvar (and the decoder's parameters).
+    the expectation estimated with `samples` reparameterised draws per image,
+    the KL in closed form. Differentiable in mu and logvar.
 
     Args:
         model: a VAE (``decode(z) -> logits`` of a Bernoulli p(x | z)).
         x: binary images (B, C, H, W).
-        mu, logvar: (B, latent_dim) each, any q: the encoder's or one fitted per image.
+        mu, logvar: (B, latent_dim) each: any q, the encoder's or one
+            fitted per image.
         samples: draws of z per image.
-        generator: for reproducible draws (may live on the CPU when x is on a GPU).
+        generator: for reproducible draws (may live on the CPU when x is on
+            a GPU).
 
     Returns:
-        (B,) ELBO per image (float32 unless the inputs are float64).
+        (B,) the ELBO of each image.
     """
     if mu.shape != logvar.shape or mu.shape[0] != x.shape[0]:
         raise ValueError(
-            f"expected mu and logvar of shape (B, latent_dim) with B = {x.shape[0]} images, "
-            f"got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+            "expected mu and logvar of shape (B, latent_dim) with "
+            f"B = {x.shape[0]} images, got {tuple(mu.shape)} and "
+            f"{tuple(logvar.shape)}"
         )
-    eps = sampling.randn((samples, *mu.shape), generator, mu.device, mu.dtype)  # (S, B, m)
+    shape = (samples, *mu.shape)
+    eps = sampling.randn(shape, generator, mu.device, mu.dtype)  # (S, B, m)
     z = mu + torch.exp(0.5 * logvar) * eps  # (S, B, m)
-    logits = model.decode(z.flatten(0, 1)).unflatten(0, (samples, len(x)))  # (S, B, C, H, W)
-    log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
-    log_px_z = log_px_z.flatten(2).sum(-1).mean(0)  # (B,) E_q[log p(x | z)]
-    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)  # (B,) appendix B, Kingma & Welling
+    logits = model.decode(z.flatten(0, 1))  # (S * B, C, H, W)
+    logits = logits.unflatten(0, (samples, len(x)))  # (S, B, C, H, W)
+    log_px_z = -F.binary_cross_entropy_with_logits(
+        logits, x.expand_as(logits), reduction="none"
+    )
+    log_px_z = log_px_z.flatten(2).sum(-1).mean(0)  # (B,) E_q[log p(x|z)]
+    # (B,) appendix B of Kingma & Welling 2013
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
     return log_px_z - kl
 
 
@@ -178,31 +186,38 @@ def fit_posterior(
     samples: int = 8,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """The best diagonal Gaussian q(z | x) for each image on its own: (mu, logvar) that
-    maximise ``elbo_of`` by Adam with the decoder fixed, starting from the encoder's output.
+    """The best diagonal Gaussian q(z | x) for each image on its own:
+    (mu, logvar) that maximise ``elbo_of`` by Adam, with the decoder fixed,
+    starting from the encoder's output.
 
-    The ELBO it reaches is that of the best q of the family; the encoder's ELBO falls short
-    of it by the amortisation gap (Cremer et al. 2018, section 3).
+    Its ELBO is that of the best q of the family (up to the optimiser's
+    convergence); the encoder's ELBO falls short of it by the amortisation
+    gap (Cremer et al. 2018, section 3).
 
     Args:
-        model: a VAE (``encode``, ``decode``); its parameters are not changed.
+        model: a VAE (``encode``, ``decode``); its parameters do not change.
         x: binary images (B, C, H, W).
         steps, lr: Adam steps and learning rate.
-        samples: draws of z per image and step (the gradient is a Monte Carlo estimate).
+        samples: draws of z per image and step (a Monte Carlo gradient).
         generator: for reproducible draws.
 
     Returns:
         (mu, logvar), each (B, latent_dim), detached.
     """
     if steps < 0 or samples < 1:
-        raise ValueError(f"expected steps >= 0 and samples >= 1, got {steps} and {samples}")
+        raise ValueError(
+            f"expected steps >= 0 and samples >= 1, got {steps} and {samples}"
+        )
     with torch.no_grad():
         mu, logvar = (t.detach().clone() for t in model.encode(x))
     params = [mu.requires_grad_(), logvar.requires_grad_()]
     optimizer = torch.optim.Adam(params, lr=lr)
     for _ in range(steps):
-        # images are independent: the sum's gradient is each image's own
-        loss = -elbo_of(model, x, mu, logvar, samples=samples, generator=generator).sum()
+        elbo = elbo_of(
+            model, x, mu, logvar, samples=samples, generator=generator
+        )
+        # the images are independent: the sum's gradient is each one's own
+        loss = -elbo.sum()
         # gradients for q alone: the decoder stays as trained
         mu.grad, logvar.grad = torch.autograd.grad(loss, params)
         optimizer.step()
