@@ -9,7 +9,7 @@ runs every model with the same loop. ``batch`` is ``(x, y)`` for images and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +123,82 @@ def vae_loss(
     recon = bernoulli_nll(out.logits, x).mean()
     kl = gaussian_kl(out.mu, out.logvar).mean()
     return Loss(recon + beta * kl, {"recon": recon, "kl": kl})
+
+
+def free_bits_kl(mu: Tensor, logvar: Tensor, floor: float) -> Tensor:
+    """The KL term with "free bits" (Kingma et al. 2016, eq. 15): the KL of
+    each latent dimension, averaged over the batch, counts as at least
+    `floor` nats, so a dimension below the floor gets no KL gradient.
+
+        sum_j max(floor, mean_b KL_j(b)),   mu, logvar: (B, latent_dim)
+
+    Returns a scalar, comparable with ``gaussian_kl(mu, logvar).mean()``
+    (which it equals when every dimension is above the floor).
+    """
+    if floor < 0:
+        raise ValueError(f"floor must be >= 0 nats, got {floor}")
+    if mu.shape != logvar.shape or mu.ndim != 2:
+        shapes = f"{tuple(mu.shape)} and {tuple(logvar.shape)}"
+        raise ValueError(
+            f"expected mu and logvar of the same shape (B, m), got {shapes}"
+        )
+    mu, logvar = mu.float(), logvar.float()
+    # (m,) KL of each dimension, averaged over the batch
+    kl_dims = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).mean(dim=0)
+    return kl_dims.clamp(min=floor).sum()
+
+
+def free_bits_vae_loss(
+    model: VAE,
+    batch: Batch,
+    generator: torch.Generator | None = None,
+    beta: float = 1.0,
+    floor: float = 0.5,
+) -> Loss:
+    """`vae_loss` with the KL term replaced by `free_bits_kl` (a floor of
+    `floor` nats on each dimension). The logged "kl" is the plain KL."""
+    x = binarize(batch[0], generator)
+    out = model(x, generator)
+    recon = bernoulli_nll(out.logits, x).mean()
+    kl = gaussian_kl(out.mu, out.logvar).mean()
+    kl_floored = free_bits_kl(out.mu, out.logvar, floor)
+    return Loss(recon + beta * kl_floored, {"recon": recon, "kl": kl})
+
+
+@dataclass
+class KLWarmup:
+    """`vae_loss` whose beta rises linearly from 0 to `beta` over the first
+    `fraction` of the training steps, then stays (KL warm-up or annealing:
+    Bowman et al. 2016, Sonderby et al. 2016).
+
+    `aecourse.train.fit` sets `progress` (the fraction of steps done) before
+    each step, so the schedule is a function of the step alone.
+    """
+
+    beta: float = 1.0  # the KL weight at the end of the warm-up
+    fraction: float = 0.5  # of the training steps spent warming up
+    progress: float = field(default=0.0, compare=False)  # set by fit
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 1:
+            raise ValueError(
+                f"fraction must be in (0, 1], got {self.fraction}"
+            )
+
+    def beta_now(self) -> float:
+        """The KL weight at the current `progress`."""
+        return self.beta * min(1.0, self.progress / self.fraction)
+
+    def __call__(
+        self,
+        model: VAE,
+        batch: Batch,
+        generator: torch.Generator | None = None,
+    ) -> Loss:
+        beta = self.beta_now()
+        loss = vae_loss(model, batch, generator, beta=beta)
+        loss.terms["beta"] = torch.tensor(beta, device=loss.total.device)
+        return loss
 
 
 def vqvae_loss(

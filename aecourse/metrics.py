@@ -2,6 +2,8 @@
 
 - ``psnr``: reconstruction quality in dB.
 - ``iw_nll``: importance-weighted bound on a VAE's negative log-likelihood, in nats.
+- ``elbo_of`` + ``fit_posterior``: the ELBO of any diagonal Gaussian q(z|x), and the
+  best one for each image (the amortisation gap of Cremer et al. 2018).
 - ``codebook_usage``: fraction of VQ codes in use and the perplexity of their histogram.
 - ``frechet_distance`` + ``classifier_features``: distance between two feature distributions,
   for samples against test images in a classifier's feature space.
@@ -49,6 +51,7 @@ def iw_nll(
     k: int = 1000,
     batch_size: int = 1000,
     generator: torch.Generator | None = None,
+    posterior: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Importance-weighted upper bound on -log p(x), in nats per image (eq. 8 of Burda et al. 2015).
 
@@ -67,6 +70,8 @@ def iw_nll(
         batch_size: at most this many (sample, image) pairs go through the decoder at once
             (memory against speed: on a GPU, several thousand is faster).
         generator: for reproducible samples (may live on the CPU when x is on a GPU).
+        posterior: (mu, logvar), each (B, latent_dim): the proposal q(z | x) to draw from
+            instead of the encoder's (e.g. from ``fit_posterior``); the bound holds for any q.
 
     Returns:
         (B,) float64 tensor of bounds on -log p(x), on x's device.
@@ -80,18 +85,27 @@ def iw_nll(
     was_training = model.training
     model.eval()
     try:
-        chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator) for xc in x.split(batch_size)]
+        if posterior is None:
+            chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator) for xc in x.split(batch_size)]
+        else:
+            stats = zip(x.split(batch_size), *(t.split(batch_size) for t in posterior))
+            chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator, (m, lv)) for xc, m, lv in stats]
     finally:
         model.train(was_training)
     return torch.cat(chunks)
 
 
 def _iw_nll_chunk(
-    model: nn.Module, x: Tensor, k: int, batch_size: int, generator: torch.Generator | None
+    model: nn.Module,
+    x: Tensor,
+    k: int,
+    batch_size: int,
+    generator: torch.Generator | None,
+    posterior: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """``iw_nll`` for one chunk of at most batch_size images; samples go in chunks of s per image."""
     B = x.shape[0]
-    mu, logvar = model.encode(x)  # (B, D) each
+    mu, logvar = model.encode(x) if posterior is None else posterior  # (B, D) each
     std = torch.exp(0.5 * logvar)
     latent_dims = tuple(range(2, mu.ndim + 1))  # dims of one latent, after (s, B)
     s = max(1, batch_size // B)  # samples per decoder pass
@@ -113,6 +127,101 @@ def _iw_nll_chunk(
         log_w = (log_px_z + log_pz - log_qz).double()  # (n, B) log importance weights
         log_sum = torch.logsumexp(torch.cat([log_sum[None], log_w]), dim=0)  # (B,)
     return -(log_sum - math.log(k))  # -log (1/k) sum_i w_i
+
+
+def elbo_of(
+    model: nn.Module,
+    x: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    *,
+    samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The ELBO of binary images x under q(z | x) = N(mu, diag exp logvar):
+
+        E_q[log p(x | z)] - KL(q(z | x) || p(z)),   in nats,
+
+    the expectation estimated with `samples` reparameterised draws per image,
+    the KL in closed form. Differentiable in mu and logvar.
+
+    Args:
+        model: a VAE (``decode(z) -> logits`` of a Bernoulli p(x | z)).
+        x: binary images (B, C, H, W).
+        mu, logvar: (B, latent_dim) each: any q, the encoder's or one
+            fitted per image.
+        samples: draws of z per image.
+        generator: for reproducible draws (may live on the CPU when x is on
+            a GPU).
+
+    Returns:
+        (B,) the ELBO of each image.
+    """
+    if mu.shape != logvar.shape or mu.shape[0] != x.shape[0]:
+        raise ValueError(
+            "expected mu and logvar of shape (B, latent_dim) with "
+            f"B = {x.shape[0]} images, got {tuple(mu.shape)} and "
+            f"{tuple(logvar.shape)}"
+        )
+    shape = (samples, *mu.shape)
+    eps = sampling.randn(shape, generator, mu.device, mu.dtype)  # (S, B, m)
+    z = mu + torch.exp(0.5 * logvar) * eps  # (S, B, m)
+    logits = model.decode(z.flatten(0, 1))  # (S * B, C, H, W)
+    logits = logits.unflatten(0, (samples, len(x)))  # (S, B, C, H, W)
+    log_px_z = -F.binary_cross_entropy_with_logits(
+        logits, x.expand_as(logits), reduction="none"
+    )
+    log_px_z = log_px_z.flatten(2).sum(-1).mean(0)  # (B,) E_q[log p(x|z)]
+    # (B,) appendix B of Kingma & Welling 2013
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+    return log_px_z - kl
+
+
+def fit_posterior(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    steps: int = 300,
+    lr: float = 0.05,
+    samples: int = 8,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The best diagonal Gaussian q(z | x) for each image on its own:
+    (mu, logvar) that maximise ``elbo_of`` by Adam, with the decoder fixed,
+    starting from the encoder's output.
+
+    Its ELBO is that of the best q of the family (up to the optimiser's
+    convergence); the encoder's ELBO falls short of it by the amortisation
+    gap (Cremer et al. 2018, section 3).
+
+    Args:
+        model: a VAE (``encode``, ``decode``); its parameters do not change.
+        x: binary images (B, C, H, W).
+        steps, lr: Adam steps and learning rate.
+        samples: draws of z per image and step (a Monte Carlo gradient).
+        generator: for reproducible draws.
+
+    Returns:
+        (mu, logvar), each (B, latent_dim), detached.
+    """
+    if steps < 0 or samples < 1:
+        raise ValueError(
+            f"expected steps >= 0 and samples >= 1, got {steps} and {samples}"
+        )
+    with torch.no_grad():
+        mu, logvar = (t.detach().clone() for t in model.encode(x))
+    params = [mu.requires_grad_(), logvar.requires_grad_()]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        elbo = elbo_of(
+            model, x, mu, logvar, samples=samples, generator=generator
+        )
+        # the images are independent: the sum's gradient is each one's own
+        loss = -elbo.sum()
+        # gradients for q alone: the decoder stays as trained
+        mu.grad, logvar.grad = torch.autograd.grad(loss, params)
+        optimizer.step()
+    return mu.detach(), logvar.detach()
 
 
 def codebook_usage(indices: Tensor, codebook_size: int) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -48,6 +49,9 @@ class Recipe:
         return self.model_class(replace(self.config, **overrides))
 
 
+# the small MLP VAE of the posterior-collapse models
+SMALL_MLP = VAEConfig(mlp=True, latent_dim=16, hidden_dim=128)
+
 RECIPES: dict[str, Recipe] = {
     "ae": Recipe(AE, AEConfig(latent_dim=16, channels=(32, 64, 128)), losses.ae_loss, epochs=60,
                  description="convolutional autoencoder, 16-D latent"),
@@ -65,6 +69,15 @@ RECIPES: dict[str, Recipe] = {
                      description="convolutional VAE, 2-D latent for maps"),
     "vae-mlp": Recipe(VAE, VAEConfig(mlp=True, latent_dim=20), losses.vae_loss, epochs=20,
                       description="the classic 784-400-20 MLP VAE baseline, same epochs as vae"),
+    # posterior collapse and its remedies (chapter 4): small MLP VAEs
+    "vae-mlp-16": Recipe(VAE, SMALL_MLP, losses.vae_loss, epochs=10,
+                         description="small MLP VAE (784-128-16), beta = 1: the reference"),
+    "vae-mlp-beta4": Recipe(VAE, SMALL_MLP, partial(losses.vae_loss, beta=4.0), epochs=10,
+                            description="small MLP VAE, beta = 4: posterior collapse"),
+    "vae-mlp-freebits": Recipe(VAE, SMALL_MLP, partial(losses.free_bits_vae_loss, beta=4.0, floor=0.5),
+                               epochs=10, description="small MLP VAE, beta = 4 with free bits (0.5 nats)"),
+    "vae-mlp-warmup": Recipe(VAE, SMALL_MLP, losses.KLWarmup(beta=4.0, fraction=0.5), epochs=10,
+                             description="small MLP VAE, beta warmed up from 0 to 4"),
     "vqvae": Recipe(VQVAE, VQVAEConfig(), losses.vqvae_loss, epochs=8,
                     description="VQ-VAE, 7x7 grid of codes from a 512-code codebook"),
     "prior": Recipe(Prior, PriorConfig(), losses.prior_loss, epochs=4,

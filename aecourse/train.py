@@ -125,7 +125,9 @@ def fit(
     Args:
         model: any nn.Module; moved to `device`.
         loss_fn: one of `aecourse.losses` (or any function with the same
-            signature).
+            signature). A loss with a `progress` attribute (a schedule,
+            e.g. `losses.KLWarmup`) gets the fraction of the training steps
+            done before each step.
         data: tensors sharing their first dimension, e.g.
             (x (N, C, H, W), y (N,)) or (indices (N, h, w),); an ImageData is
             taken as (x, y).
@@ -176,12 +178,14 @@ def fit(
         desc = f"epoch {epoch + 1}/{config.epochs}"
         bar = tqdm(batches, desc=desc, disable=not progress)
         for step, batch in enumerate(bar):
+            # lr and any loss schedule are functions of the step alone, so
+            # that a resumed run continues exactly
+            global_step = epoch * len(batches) + step
+            if hasattr(loss_fn, "progress"):  # e.g. losses.KLWarmup
+                loss_fn.progress = global_step / total_steps
             with autocast(device, dtype):
                 loss = loss_fn(net, batch, loss_generator)
             optimizer.zero_grad(set_to_none=True)
-            # a function of the step alone, so that a resumed run continues
-            # exactly
-            global_step = epoch * len(batches) + step
             lr = _learning_rate(config, global_step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr

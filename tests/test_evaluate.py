@@ -31,10 +31,17 @@ TINY = {  # every shipped name, as a small random model
     "vae": lambda: VAE(VAEConfig(latent_dim=4, channels=(4, 8))),
     "vae-2d": lambda: VAE(VAEConfig(latent_dim=2, channels=(4, 8))),
     "vae-mlp": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=16)),
+    "vae-mlp-16": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
+    "vae-mlp-beta4": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
+    "vae-mlp-warmup": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
+    "vae-mlp-freebits": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
     "vqvae": lambda: VQVAE(VQVAEConfig(channels=(4, 8), num_res_blocks=0, embedding_dim=4, codebook_size=8)),
     "prior": lambda: Prior(PriorConfig(codebook_size=8, grid=7, channels=4, num_layers=1)),
     "classifier": lambda: Classifier(ClassifierConfig(channels=(4, 8), feature_dim=8)),
 }
+
+
+VAES = ("vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits")
 
 
 def save_tiny(directory, names, data="fashion-mnist"):
@@ -72,11 +79,12 @@ def test_quick_json_has_every_model_and_baseline(quick):
     assert list(printed) == [
         "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "linear-64",
         "dae-16", "linear-16", "ae-on-noisy",
-        "vae", "vae-2d", "vae-mlp", "vqvae", "prior", "test-half", "classifier",
+        "vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
+        "vqvae", "prior", "test-half", "classifier",
         # a saved model that is not shipped comes after the shipped ones
         "ae-8", "pca-8",
     ]
-    for name in ("vae", "vae-2d", "vae-mlp"):
+    for name in VAES:
         assert set(printed[name]) == {"nll_nats", "neg_elbo_nats", "kl_nats", "psnr_db", "fid"}
     assert set(printed["prior"]) == {"code_nll_nats", "bits_per_code", "fid"}
     denoising = {"gauss0.5_psnr_db", "mask0.5_psnr_db"}
@@ -112,7 +120,7 @@ def test_quick_sane_ranges(quick):
     assert 1 <= printed["vqvae"]["perplexity"] <= 8  # the tiny codebook has 8 codes
     assert 0 <= printed["classifier"]["accuracy"] <= 1
     assert printed["test-half"]["fid"] >= 0
-    for name in ("vae", "vae-2d", "vae-mlp"):
+    for name in VAES:
         row = printed[name]
         assert row["kl_nats"] >= 0 and row["nll_nats"] > 0 and row["fid"] >= 0
         assert row["nll_nats"] <= row["neg_elbo_nats"] + 1.0  # the k=1000 bound is the tighter one

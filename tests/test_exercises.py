@@ -173,6 +173,12 @@ WRONG = {
          "the temperature multiplies"),
         ("pixel_spread", lambda images: images.var(0).mean().item(), "a variance"),
     ],
+    "ex-vae-free-bits": [
+        ("free_bits_kl", lambda mu, logvar, floor: losses.gaussian_kl(mu, logvar).mean().clamp(min=floor),
+         "the total KL"),
+        ("free_bits_kl", lambda mu, logvar, floor: (-0.5 * (1 + logvar - mu**2 - logvar.exp()))
+         .clamp(min=floor).sum(1).mean(), "average over the batch first"),
+    ],
     "ex-vq-perplexity": [
         ("usage_and_perplexity", lambda indices, k: (
             metrics.codebook_usage(indices, k)[0], math.log2(metrics.codebook_usage(indices, k)[1])

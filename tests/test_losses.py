@@ -463,3 +463,73 @@ def test_losses_module_exports_the_contract():
     for name in ["Loss", "mse", "bernoulli_nll", "gaussian_kl", "elbo", "ae_loss", "dae_loss",
                  "vae_loss", "vqvae_loss", "prior_loss", "classifier_loss"]:
         assert hasattr(losses, name), name
+
+
+# ---------------------------------------------------------------- free bits, KL warm-up
+
+
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Each dimension's KL from N(0, 1), averaged over the batch, by torch.distributions: (m,)."""
+    q = Normal(mu, (0.5 * logvar).exp())
+    return kl_divergence(q, Normal(0.0, 1.0)).mean(0)
+
+
+def test_free_bits_is_the_plain_kl_when_every_dimension_is_above_the_floor():
+    mu = torch.randn(32, 6, generator=gen(50), dtype=torch.float64) + 2.0
+    logvar = torch.randn(32, 6, generator=gen(51), dtype=torch.float64)
+    assert kl_per_dimension(mu, logvar).min() > 0.5  # each dimension above the floor
+    torch.testing.assert_close(
+        losses.free_bits_kl(mu, logvar, floor=0.5).double(),
+        kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(1).mean(),
+    )
+
+
+def test_free_bits_counts_a_dimension_below_the_floor_as_the_floor_and_stops_its_gradient():
+    mu = torch.randn(32, 4, generator=gen(52), dtype=torch.float64) * torch.tensor([2, 2, 0.1, 2.0])
+    logvar = torch.zeros(32, 4, dtype=torch.float64)
+    mu.requires_grad_()
+    logvar.requires_grad_()
+    per_dim = kl_per_dimension(mu.detach(), logvar.detach())
+    assert per_dim[2] < 0.5 < per_dim[[0, 1, 3]].min()
+    floored = losses.free_bits_kl(mu, logvar, floor=0.5)
+    torch.testing.assert_close(floored.detach().double(), per_dim[[0, 1, 3]].sum() + 0.5)
+    floored.backward()
+    assert (mu.grad[:, 2] == 0).all() and (logvar.grad[:, 2] == 0).all()
+    assert (mu.grad[:, [0, 1, 3]] != 0).any(dim=0).all()  # the others still pull to the prior
+
+
+def test_free_bits_vae_loss_terms_and_floor_zero():
+    model, _, (x, y) = tiny_models()["vae"]
+    plain = vae_loss(model, (x, y), gen(2), beta=4.0)
+    free = losses.free_bits_vae_loss(model, (x, y), gen(2), beta=4.0, floor=0.0)
+    torch.testing.assert_close(free.total, plain.total)  # a floor of 0 changes nothing
+    high = losses.free_bits_vae_loss(model, (x, y), gen(2), beta=4.0, floor=100.0)
+    m = model.config.latent_dim
+    torch.testing.assert_close(high.total, high.terms["recon"] + 4.0 * 100.0 * m)
+    torch.testing.assert_close(high.terms["kl"], plain.terms["kl"])  # the logged KL is the plain one
+    with pytest.raises(ValueError, match="floor"):
+        losses.free_bits_kl(torch.zeros(2, 3), torch.zeros(2, 3), floor=-1.0)
+
+
+def test_kl_warmup_rises_linearly_then_stays():
+    model, _, (x, y) = tiny_models()["vae"]
+    warmup = losses.KLWarmup(beta=4.0, fraction=0.5)
+    for progress, beta in [(0.0, 0.0), (0.25, 2.0), (0.5, 4.0), (0.9, 4.0)]:
+        warmup.progress = progress
+        loss = warmup(model, (x, y), gen(2))
+        reference = vae_loss(model, (x, y), gen(2), beta=beta)
+        torch.testing.assert_close(loss.total, reference.total)
+        assert loss.terms["beta"].item() == pytest.approx(beta)
+    with pytest.raises(ValueError, match="fraction"):
+        losses.KLWarmup(fraction=0.0)
+
+
+def test_fit_sets_the_warmup_progress_from_the_step():
+    from aecourse.train import TrainConfig, fit
+
+    model, _, (x, y) = tiny_models()["vae"]
+    warmup = losses.KLWarmup(beta=1.0, fraction=0.5)
+    history = fit(model, warmup, (x, y), TrainConfig(epochs=2, batch_size=len(x)),
+                  device="cpu", progress=False)
+    # one step per epoch: beta was 0 at step 0 and 1 at step 1 (progress 1/2)
+    assert history.column("beta") == pytest.approx([0.0, 1.0])

@@ -11,7 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.metrics import classifier_features, codebook_usage, frechet_distance, iw_nll, psnr
+from aecourse.metrics import (
+    classifier_features,
+    codebook_usage,
+    elbo_of,
+    fit_posterior,
+    frechet_distance,
+    iw_nll,
+    psnr,
+)
 
 
 # ---------------------------------------------------------------- psnr
@@ -170,6 +178,49 @@ def test_iw_nll_on_the_course_vae():
     reference = recon - kl_sample
     one = iw_nll(model, x, k=1, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(one.float(), reference.detach(), rtol=1e-5, atol=1e-3)
+
+
+def test_iw_nll_with_the_encoders_posterior_is_the_default():
+    model = ToyVAE()
+    posterior = model.encode(ALL_IMAGES)
+    default = iw_nll(model, ALL_IMAGES, k=9, batch_size=7, generator=torch.Generator().manual_seed(3))
+    given = iw_nll(
+        model, ALL_IMAGES, k=9, batch_size=7, generator=torch.Generator().manual_seed(3),
+        posterior=posterior,
+    )
+    torch.testing.assert_close(default, given, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- elbo_of, fit_posterior
+def test_elbo_of_the_encoders_posterior_matches_quadrature():
+    model = ToyVAE()
+    with torch.no_grad():
+        mu, logvar = model.encode(ALL_IMAGES)
+        got = elbo_of(model, ALL_IMAGES, mu, logvar, samples=400_000,
+                      generator=torch.Generator().manual_seed(0))
+    assert got.shape == (16,)
+    torch.testing.assert_close(got, -exact_negative_elbo(model, ALL_IMAGES), rtol=0, atol=0.02)
+
+
+def test_fit_posterior_closes_the_amortisation_gap_and_leaves_the_model():
+    model = ToyVAE()
+    before = [p.detach().clone() for p in model.parameters()]
+    mu, logvar = fit_posterior(model, ALL_IMAGES, steps=300, lr=0.05, samples=16,
+                               generator=torch.Generator().manual_seed(1))
+    assert not mu.requires_grad and not logvar.requires_grad
+    for p, p0 in zip(model.parameters(), before):
+        torch.testing.assert_close(p, p0, rtol=0, atol=0)
+        assert p.grad is None
+    with torch.no_grad():
+        encoder = -exact_negative_elbo(model, ALL_IMAGES)
+        fitted = elbo_of(model, ALL_IMAGES, mu, logvar, samples=20_000,
+                         generator=torch.Generator().manual_seed(2))
+    exact = exact_log_px(model, ALL_IMAGES)
+    # the deliberately imperfect encoder leaves a gap that per-image fitting closes
+    assert (fitted > encoder + 0.01).all()
+    assert (fitted < exact + 0.02).all()  # an ELBO stays below log p(x)
+    # the toy posterior is nearly Gaussian: the best Gaussian is nearly exact
+    assert (exact - fitted).mean() < 0.3 * (exact - encoder).mean()
 
 
 # ---------------------------------------------------------------- codebook_usage

@@ -169,6 +169,48 @@ def _test_pixel_spread(pixel_spread: Callable[[Tensor], float]) -> None:
     )
 
 
+# --- ex-vae-free-bits: a floor on each dimension's KL -----------------------------
+
+
+def free_bits_kl_reference(mu: Tensor, logvar: Tensor, floor: float) -> Tensor:
+    """The free-bits KL term: each latent dimension's KL from N(0, 1), averaged over the
+    batch, counted as at least `floor` nats, summed over the dimensions; mu and logvar
+    (B, latent_dim). A scalar."""
+    return losses.free_bits_kl(mu, logvar, floor)
+
+
+def _test_free_bits_kl(free_bits_kl: Callable[[Tensor, Tensor, float], Tensor]) -> None:
+    g = generator(16)
+    # three dimensions well above a floor of 0.5 nats, three below it
+    scale = torch.tensor([2.0, 1.5, 1.2, 0.3, 0.2, 0.1])
+    mu = torch.randn(64, 6, generator=g) * scale
+    logvar = torch.randn(64, 6, generator=g) * 0.2 - 0.1
+    floor = 0.5
+    got = call(
+        "free_bits_kl", free_bits_kl, mu, logvar, floor, shown="mu, logvar, floor=0.5"
+    )
+    per_image = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())  # (B, m)
+    expect_close(
+        "free_bits_kl(mu, logvar, floor=0.5)",
+        got,
+        free_bits_kl_reference(mu, logvar, floor),
+        mistakes={
+            "the floor applies to each image's KL of a dimension; average over the batch "
+            "first, then take the maximum": per_image.clamp(min=floor).sum(1).mean(),
+            "the floor applies to the total KL; it belongs to each dimension":
+                per_image.sum(1).mean().clamp(min=floor),
+            "min instead of max: a dimension counts as at least the floor":
+                per_image.mean(0).clamp(max=floor).sum(),
+            "summed over the images: average over them":
+                per_image.sum(0).clamp(min=floor).sum(),
+            "the plain KL: no floor applied": per_image.sum(1).mean(),
+        },
+        within=(0, float("inf")),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
 register(
     "ex-vae-beta",
     Answer("elbo_terms", elbo_terms_reference, _test_elbo_terms),
@@ -181,4 +223,8 @@ register(
     "ex-vae-temperature",
     Answer("samples_at", samples_at_reference, _test_samples_at),
     Answer("pixel_spread", pixel_spread_reference, _test_pixel_spread),
+)
+register(
+    "ex-vae-free-bits",
+    Answer("free_bits_kl", free_bits_kl_reference, _test_free_bits_kl),
 )
