@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import ast
 import copy
-import importlib.util
 import math
 import re
-from pathlib import Path
 
 import jupytext
 import pytest
@@ -26,15 +24,8 @@ from aecourse import evaluate, exercises, losses, metrics
 from aecourse.exercises import EXERCISES
 from aecourse.models import DAE, DAEConfig
 from aecourse.models.pca import pca_reconstruct
+from student_sources import PARTS
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "make_student.py"
-spec = importlib.util.spec_from_file_location("make_student", SCRIPT)
-make_student = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_student)
-
-SOURCES = make_student.sources()
-PARTS = {source: make_student.exercise_parts(jupytext.read(source)) for source in SOURCES}
 LABELS = {label: source for source, parts in PARTS.items() for label in parts}
 CODE_EXERCISES = sorted(
     label

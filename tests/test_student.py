@@ -13,18 +13,11 @@ import json
 import re
 from pathlib import Path
 
-import jupytext
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "make_student.py"
-spec = importlib.util.spec_from_file_location("make_student", SCRIPT)
-make_student = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_student)
+from student_sources import PARTS, ROOT, SOURCES, make_student
 
-SOURCES = make_student.sources()
-PARTS = {source: make_student.exercise_parts(jupytext.read(source)) for source in SOURCES}
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 
 
