@@ -10,8 +10,10 @@
 The protocol is the one of the course's design notes: reconstruction PSNR; denoising PSNR at
 Gaussian sigma 0.5 and 50 % masking; importance-weighted NLL (k = 1000, Burda et al. 2015) on
 the dynamically binarised test set; codebook usage and perplexity; the Frechet distance of
-samples in the shipped classifier's feature space. Baselines run in the same pass: PCA at
-the same latent size; for a denoiser, the noisy input itself, the projection onto PCA's
+samples in the shipped classifier's feature space. A VAE with a Gaussian decoder (sigma_dec
+set) models grey images, not binary ones: the Bernoulli NLL and -ELBO rows do not apply to it,
+and its KL row (the rate) is measured on the grey test images it was trained on. Baselines
+run in the same pass: PCA at the same latent size; for a denoiser, the noisy input itself, the projection onto PCA's
 subspace and the best linear denoiser (reduced-rank regression) of the same rank, and the
 plain AE of the same width fed the noisy images; the MLP VAE; two halves of the test set.
 Each family has a function the notebooks can call, e.g. ``reconstruction_psnr(model, x)``.
@@ -51,6 +53,7 @@ from aecourse.train import default_device
 
 SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "vae", "vae-2d", "vae-mlp",
            "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
+           "vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3",
            "vqvae", "prior", "classifier")
 NOISE_SEED = 0  # seeds the corruption of the denoising rows
 FIT_NOISE_SEED = 3  # seeds the corruption of the training pairs of the linear denoisers
@@ -160,8 +163,20 @@ def denoising_psnr(denoise: Callable[[Tensor], Tensor], x: Tensor, noisy: dict[s
 
 
 @torch.no_grad()
+def rate_nats(vae: VAE, x: Tensor) -> float:
+    """The rate: KL(q(z|x) || p(z)) in nats per image, the mean over the images x (N, C, H, W)."""
+    device = _device(vae)
+    kl = [gaussian_kl(*vae.encode(xb.to(device))) for xb in x.split(BATCH)]
+    return torch.cat(kl).mean().item()
+
+
+@torch.no_grad()
 def likelihood_metrics(vae: VAE, x_binary: Tensor, k: int = 1000, seed: int = SAMPLE_SEED) -> dict[str, float]:
-    """Importance-weighted NLL bound (k samples), -ELBO and KL, nats per binary image (means)."""
+    """Importance-weighted NLL bound (k samples), -ELBO and KL, nats per binary image (means),
+    for a Bernoulli decoder."""
+    if vae.config.sigma_dec is not None:
+        raise ValueError("likelihood_metrics is for a Bernoulli decoder; this VAE has a Gaussian one "
+                         "(sigma_dec): use rate_nats on grey images")
     device = _device(vae)
     x_binary = x_binary.to(device)
     generator = torch.Generator().manual_seed(seed)  # CPU draws: the same on every device
@@ -332,8 +347,11 @@ def _dae_rows(run: _Run, name: str, model: DAE, dataset: str) -> Rows:
 
 
 def _vae_rows(run: _Run, name: str, model: VAE, dataset: str) -> Rows:
-    x, x_binary = run.test(dataset).x, run.binary(dataset)
-    row = likelihood_metrics(model, x_binary[: run.settings.nll_images], run.settings.k)
+    x, n = run.test(dataset).x, run.settings.nll_images
+    if model.config.sigma_dec is None:
+        row = likelihood_metrics(model, run.binary(dataset)[:n], run.settings.k)
+    else:  # a density over grey images: no Bernoulli NLL; the rate on the grey images
+        row = {"kl_nats": rate_nats(model, x[:n])}
     return {name: {**row, "psnr_db": reconstruction_psnr(model, x), **run.fid(model, dataset)}}
 
 

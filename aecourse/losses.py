@@ -61,6 +61,51 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
     return nll.flatten(1).sum(1)
 
 
+def gaussian_nll(x_hat: Tensor, x: Tensor, sigma_dec: float) -> Tensor:
+    """-log N(x; x_hat, sigma_dec^2 I) for a Gaussian decoder with a fixed
+    standard deviation, summed over the P pixels, in nats: (B,).
+
+        ||x - x_hat||^2 / (2 sigma_dec^2) + P/2 log(2 pi sigma_dec^2)
+
+    The constant makes it a normalised density on R^P, so that models with
+    different sigma_dec can be compared; it has no gradient. Up to it, this
+    is sum-MSE / (2 sigma_dec^2): "sum-MSE + beta KL" is a Gaussian VAE with
+    beta = 2 sigma_dec^2 (eq. vae-gauss-beta of chapter 4).
+    """
+    if x_hat.shape != x.shape:
+        raise ValueError(
+            f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} "
+            f"and {tuple(x.shape)}"
+        )
+    if not sigma_dec > 0:
+        raise ValueError(f"sigma_dec must be positive, got {sigma_dec}")
+    squared = (x.float() - x_hat.float()).pow(2).flatten(1)  # (B, P)
+    pixels = squared.shape[1]
+    constant = 0.5 * pixels * math.log(2 * math.pi * sigma_dec**2)
+    return squared.sum(1) / (2 * sigma_dec**2) + constant
+
+
+def decoder_nll(model: VAE, out: VAEOutput, x: Tensor) -> Tensor:
+    """-log p(x|z) of `model`'s decoder for the sample in `out`, in nats:
+    (B,). Bernoulli (`bernoulli_nll`) or, when `model.config.sigma_dec` is
+    set, Gaussian (`gaussian_nll`)."""
+    sigma_dec = model.config.sigma_dec
+    if sigma_dec is None:
+        return bernoulli_nll(out.logits, x)
+    return gaussian_nll(out.x_hat, x, sigma_dec)
+
+
+def vae_inputs(
+    model: VAE, x: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """What a VAE is trained on: a fresh binary draw of the grey images x
+    for a Bernoulli decoder (dynamic binarisation), x itself for a Gaussian
+    one."""
+    if model.config.sigma_dec is None:
+        return binarize(x, generator)
+    return x
+
+
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, diag sigma^2) || N(0, I)) in closed form, summed over
     dimensions: (B,).
@@ -80,7 +125,8 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 def elbo(out: VAEOutput, x: Tensor) -> Tensor:
     """The evidence lower bound
     log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), per image, estimated
-    with the single sample in `out` (eq. 10 of Kingma & Welling 2013): (B,).
+    with the single sample in `out` (eq. 10 of Kingma & Welling 2013), for a
+    Bernoulli decoder (`decoder_nll` covers both decoders): (B,).
     """
     return -bernoulli_nll(out.logits, x) - gaussian_kl(out.mu, out.logvar)
 
@@ -115,12 +161,13 @@ def vae_loss(
     generator: torch.Generator | None = None,
     beta: float = 1.0,
 ) -> Loss:
-    """Negative ELBO in nats per image on dynamically binarised x; beta != 1 is
-    the beta-VAE of Higgins et al. 2017 (it weights the KL term)."""
-    # a fresh binary image each time it is seen
-    x = binarize(batch[0], generator)
+    """Negative ELBO in nats per image: on dynamically binarised x for a
+    Bernoulli decoder, on grey x for a Gaussian one (`decoder_nll`); beta != 1
+    is the beta-VAE of Higgins et al. 2017 (it weights the KL term)."""
+    # a fresh binary image each time it is seen (Bernoulli decoder)
+    x = vae_inputs(model, batch[0], generator)
     out = model(x, generator)
-    recon = bernoulli_nll(out.logits, x).mean()
+    recon = decoder_nll(model, out, x).mean()
     kl = gaussian_kl(out.mu, out.logvar).mean()
     return Loss(recon + beta * kl, {"recon": recon, "kl": kl})
 
@@ -157,9 +204,9 @@ def free_bits_vae_loss(
 ) -> Loss:
     """`vae_loss` with the KL term replaced by `free_bits_kl` (a floor of
     `floor` nats on each dimension). The logged "kl" is the plain KL."""
-    x = binarize(batch[0], generator)
+    x = vae_inputs(model, batch[0], generator)
     out = model(x, generator)
-    recon = bernoulli_nll(out.logits, x).mean()
+    recon = decoder_nll(model, out, x).mean()
     kl = gaussian_kl(out.mu, out.logvar).mean()
     kl_floored = free_bits_kl(out.mu, out.logvar, floor)
     return Loss(recon + beta * kl_floored, {"recon": recon, "kl": kl})

@@ -82,6 +82,8 @@ def iw_nll(
         raise ValueError(f"expected a non-empty batch of images (B, C, H, W), got {tuple(x.shape)}")
     if not torch.is_floating_point(x) or not torch.all((x == 0) | (x == 1)):
         raise ValueError("expected binary x with values in {0, 1} (Bernoulli likelihood); binarise it")
+    if getattr(getattr(model, "config", None), "sigma_dec", None) is not None:
+        raise ValueError("iw_nll is the bound of a Bernoulli decoder; this VAE has a Gaussian one (sigma_dec)")
     was_training = model.training
     model.eval()
     try:

@@ -78,6 +78,13 @@ RECIPES: dict[str, Recipe] = {
                                epochs=10, description="small MLP VAE, beta = 4 with free bits (0.5 nats)"),
     "vae-mlp-warmup": Recipe(VAE, SMALL_MLP, losses.KLWarmup(beta=4.0, fraction=0.5), epochs=10,
                              description="small MLP VAE, beta warmed up from 0 to 4"),
+    # the decoder's likelihood (chapter 4): Gaussian decoders with a fixed sigma_dec,
+    # trained on grey images; sigma_dec^2 acts as a KL weight beta = 2 sigma_dec^2 on sum-MSE
+    **{
+        f"vae-gauss-{sigma}": Recipe(VAE, replace(SMALL_MLP, sigma_dec=sigma), losses.vae_loss, epochs=10,
+                                     description=f"small MLP VAE, Gaussian decoder, sigma_dec = {sigma}")
+        for sigma in (0.03, 0.1, 0.3)
+    },
     "vqvae": Recipe(VQVAE, VQVAEConfig(), losses.vqvae_loss, epochs=8,
                     description="VQ-VAE, 7x7 grid of codes from a 512-code codebook"),
     "prior": Recipe(Prior, PriorConfig(), losses.prior_loss, epochs=4,

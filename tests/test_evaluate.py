@@ -4,6 +4,7 @@ command line on tiny random models (real Fashion-MNIST test images, so the basel
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -35,6 +36,8 @@ TINY = {  # every shipped name, as a small random model
     "vae-mlp-beta4": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
     "vae-mlp-warmup": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
     "vae-mlp-freebits": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
+    **{f"vae-gauss-{s}": functools.partial(VAE, VAEConfig(mlp=True, latent_dim=4, hidden_dim=8, sigma_dec=s))
+       for s in (0.03, 0.1, 0.3)},
     "vqvae": lambda: VQVAE(VQVAEConfig(channels=(4, 8), num_res_blocks=0, embedding_dim=4, codebook_size=8)),
     "prior": lambda: Prior(PriorConfig(codebook_size=8, grid=7, channels=4, num_layers=1)),
     "classifier": lambda: Classifier(ClassifierConfig(channels=(4, 8), feature_dim=8)),
@@ -42,6 +45,7 @@ TINY = {  # every shipped name, as a small random model
 
 
 VAES = ("vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits")
+GAUSSIAN_VAES = ("vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3")  # Gaussian decoders
 
 
 def save_tiny(directory, names, data="fashion-mnist"):
@@ -80,12 +84,15 @@ def test_quick_json_has_every_model_and_baseline(quick):
         "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "linear-64",
         "dae-16", "linear-16", "ae-on-noisy",
         "vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
+        *GAUSSIAN_VAES,
         "vqvae", "prior", "test-half", "classifier",
         # a saved model that is not shipped comes after the shipped ones
         "ae-8", "pca-8",
     ]
     for name in VAES:
         assert set(printed[name]) == {"nll_nats", "neg_elbo_nats", "kl_nats", "psnr_db", "fid"}
+    for name in GAUSSIAN_VAES:  # no Bernoulli likelihood rows for a Gaussian decoder
+        assert set(printed[name]) == {"kl_nats", "psnr_db", "fid"}
     assert set(printed["prior"]) == {"code_nll_nats", "bits_per_code", "fid"}
     denoising = {"gauss0.5_psnr_db", "mask0.5_psnr_db"}
     assert set(printed["dae"]) == set(printed["dae-16"]) == {"psnr_db", *denoising}
@@ -243,6 +250,21 @@ def test_fid_of_the_test_set_against_itself_is_zero(weights_dir, test_x):
     reference = classifier_features(classifier, test_x)
     assert evaluate.sample_fid(classifier, test_x, reference) == pytest.approx(0.0, abs=1e-6)
     assert evaluate.sample_fid(classifier, test_x.flip(-1).roll(5, -2), reference) > 0
+
+
+def test_rate_of_a_gaussian_decoder_is_the_kl_of_its_posteriors(weights_dir, test_x):
+    """rate_nats against torch.distributions; the Bernoulli rows refuse a Gaussian decoder."""
+    from torch.distributions import Normal, kl_divergence
+
+    model = load_pretrained("vae-gauss-0.1", weights_dir=weights_dir)
+    x = test_x[:50]
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    q = Normal(mu.double(), (0.5 * logvar.double()).exp())
+    expected = kl_divergence(q, Normal(0.0, 1.0)).sum(1).mean().item()
+    assert evaluate.rate_nats(model, x) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="Gaussian"):
+        evaluate.likelihood_metrics(model, (x > 0.5).float(), k=2)
 
 
 def test_vq_and_prior_metrics_in_range(weights_dir, test_x):

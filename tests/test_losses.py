@@ -19,8 +19,10 @@ from aecourse.losses import (
     bernoulli_nll,
     classifier_loss,
     dae_loss,
+    decoder_nll,
     elbo,
     gaussian_kl,
+    gaussian_nll,
     mse,
     prior_loss,
     vae_loss,
@@ -172,13 +174,15 @@ def test_mse_matches_hand_value():
         (mse, (2, 1, 4, 4), (3, 1, 4, 4)),
         (bernoulli_nll, (2, 1, 4, 4), (2, 1, 5, 4)),
         (bernoulli_nll, (2, 1, 4, 4), (2, 16)),
+        (gaussian_nll, (2, 1, 4, 4), (2, 1, 4, 5)),
         (gaussian_kl, (2, 3), (2, 4)),
         (gaussian_kl, (2, 3), (3, 3)),
     ],
 )
 def test_primitives_reject_mismatched_shapes(fn, a, b):
+    extra = (0.1,) if fn is gaussian_nll else ()
     with pytest.raises(ValueError, match="same shape"):
-        fn(torch.zeros(a), torch.zeros(b))
+        fn(torch.zeros(a), torch.zeros(b), *extra)
 
 
 # --- the reparameterisation trick ------------------------------------------------------
@@ -230,6 +234,7 @@ def tiny_models() -> dict[str, tuple[torch.nn.Module, object, tuple]]:
             functools.partial(vae_loss, beta=4.0),
             (x, y),
         ),
+        "vae-gauss": (VAE(VAEConfig(latent_dim=4, channels=(8, 16), sigma_dec=0.1)), vae_loss, (x, y)),
         "vqvae": (
             VQVAE(VQVAEConfig(channels=(8, 16), num_res_blocks=1, embedding_dim=4, codebook_size=16)),
             vqvae_loss,
@@ -249,6 +254,7 @@ EXPECTED_TERMS = {
     "dae": {"recon"},
     "vae": {"recon", "kl"},
     "vae-beta": {"recon", "kl"},
+    "vae-gauss": {"recon", "kl"},
     "vqvae": {"recon", "codebook", "commitment"},
     "prior": {"nll"},
     "classifier": {"ce"},
@@ -425,12 +431,13 @@ def tiny_vqvae(ema: bool) -> VQVAE:
     return VQVAE(config)
 
 
-@pytest.mark.parametrize("name", ["ae", "vae", "vqvae-ema", "classifier"])
+@pytest.mark.parametrize("name", ["ae", "vae", "vae-gauss", "vqvae-ema", "classifier"])
 def test_a_few_steps_lower_the_loss_on_fashion_mnist(name, fashion):
     torch.manual_seed(0)
     model, loss_fn = {
         "ae": (AE(AEConfig(latent_dim=8, channels=(8, 16))), ae_loss),
         "vae": (VAE(VAEConfig(latent_dim=8, channels=(8, 16))), vae_loss),
+        "vae-gauss": (VAE(VAEConfig(latent_dim=8, channels=(8, 16), sigma_dec=0.1)), vae_loss),
         "vqvae-ema": (tiny_vqvae(ema=True), vqvae_loss),
         "classifier": (Classifier(ClassifierConfig(channels=(8, 16), feature_dim=32)), classifier_loss),
     }[name]
@@ -460,7 +467,7 @@ def test_a_few_steps_lower_the_prior_loss():
 
 
 def test_losses_module_exports_the_contract():
-    for name in ["Loss", "mse", "bernoulli_nll", "gaussian_kl", "elbo", "ae_loss", "dae_loss",
+    for name in ["Loss", "mse", "bernoulli_nll", "gaussian_nll", "decoder_nll", "gaussian_kl", "elbo", "ae_loss", "dae_loss",
                  "vae_loss", "vqvae_loss", "prior_loss", "classifier_loss"]:
         assert hasattr(losses, name), name
 
@@ -533,3 +540,86 @@ def test_fit_sets_the_warmup_progress_from_the_step():
                   device="cpu", progress=False)
     # one step per epoch: beta was 0 at step 0 and 1 at step 1 (progress 1/2)
     assert history.column("beta") == pytest.approx([0.0, 1.0])
+
+
+# ---------------------------------------------------------------- the Gaussian decoder
+
+
+@pytest.mark.parametrize("sigma_dec", [0.03, 0.1, 1.0, 2.5])
+def test_gaussian_nll_matches_torch_distributions(sigma_dec):
+    x, x_hat = images(3, seed=30), images(3, seed=31)
+    expected = -Normal(x_hat.double(), sigma_dec).log_prob(x.double()).sum((1, 2, 3))
+    got = gaussian_nll(x_hat, x, sigma_dec)
+    assert got.shape == (3,)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("sigma_dec", [0.0, -0.1, float("nan")])
+def test_gaussian_nll_rejects_a_non_positive_sigma(sigma_dec):
+    with pytest.raises(ValueError, match="sigma_dec must be positive"):
+        gaussian_nll(images(2), images(2), sigma_dec)
+
+
+def test_decoder_nll_follows_the_config():
+    torch.manual_seed(0)
+    x = images(4, seed=32)
+    bernoulli = VAE(VAEConfig(latent_dim=4, channels=(8, 16))).eval()
+    gaussian = VAE(VAEConfig(latent_dim=4, channels=(8, 16), sigma_dec=0.2)).eval()
+    for model in (bernoulli, gaussian):
+        out = model(x, gen(33))
+        if model.config.sigma_dec is None:
+            expected = -Bernoulli(logits=out.logits, validate_args=False).log_prob(x).sum((1, 2, 3))
+        else:
+            expected = -Normal(out.x_hat, 0.2).log_prob(x).sum((1, 2, 3))
+        torch.testing.assert_close(decoder_nll(model, out, x), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_gaussian_vae_loss_is_the_negative_elbo_on_grey_images():
+    """No binarisation: the encoder sees the grey images, and the reconstruction term is the
+    Gaussian log-density of them, constant included."""
+    model, _, (x, y) = tiny_models()["vae-gauss"]
+    model.train()
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    loss = vae_loss(model, (x, y), gen(34))
+    assert torch.equal(seen[0], x)
+    out = model(x, gen(34))  # the same draw of z
+    recon = -Normal(out.x_hat, 0.1).log_prob(x).sum((1, 2, 3)).mean()
+    kl = kl_divergence(Normal(out.mu, (0.5 * out.logvar).exp()), Normal(0.0, 1.0)).sum(-1).mean()
+    torch.testing.assert_close(loss.terms["recon"], recon, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(loss.total, recon + kl, rtol=1e-5, atol=1e-3)
+
+
+def _grads(model, value) -> torch.Tensor:
+    model.zero_grad()
+    value.backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("sigma_dec", [0.05, 0.3])
+def test_gaussian_vae_gradient_is_mse_plus_kl_with_beta_two_sigma_squared(sigma_dec):
+    """The gradient of the Gaussian negative ELBO is that of sum-MSE / (2 sigma^2) + KL: the
+    "sum-MSE + beta KL" loss with beta = 2 sigma^2, scaled by 1 / (2 sigma^2). Averaging the
+    squared error over the P pixels instead divides the implied beta by P."""
+    torch.manual_seed(1)
+    model = VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=16, sigma_dec=sigma_dec))
+    x = images(6, seed=35)
+    pixels = x[0].numel()
+    g_elbo = _grads(model, vae_loss(model, (x,), gen(36)).total)
+
+    def mse_kl(reduction: str, beta: float) -> torch.Tensor:
+        out = model(x, gen(36))  # the same draw of z
+        squared = torch.nn.functional.mse_loss(out.x_hat, x, reduction="none").flatten(1)
+        distortion = squared.sum(1) if reduction == "sum" else squared.mean(1)
+        return (distortion + beta * gaussian_kl(out.mu, out.logvar)).mean()
+
+    g_sum = _grads(model, mse_kl("sum", beta=2 * sigma_dec**2))
+    g_mean = _grads(model, mse_kl("mean", beta=2 * sigma_dec**2 / pixels))
+    assert g_elbo.abs().max() > 0
+    # float32 throughout (the losses compute in float32): agreement to rounding
+    for scaled, reference in ((2 * sigma_dec**2 * g_elbo, g_sum), (2 * sigma_dec**2 / pixels * g_elbo, g_mean)):
+        torch.testing.assert_close(scaled, reference, rtol=1e-4, atol=1e-5 * reference.abs().max().item())
+    # with beta = 1 the summed loss is another model: its gradient points elsewhere
+    g_beta1 = _grads(model, mse_kl("sum", beta=1.0))
+    cosine = torch.nn.functional.cosine_similarity(g_beta1, g_elbo, dim=0)
+    assert cosine < 0.999

@@ -160,6 +160,10 @@ def test_iw_nll_rejects_bad_input():
         iw_nll(model, torch.full((2, 1, 1, 4), 0.5, dtype=torch.float64), k=2)
     with pytest.raises(ValueError, match="k >= 1"):
         iw_nll(model, ALL_IMAGES, k=0)
+    models = pytest.importorskip("aecourse.models")
+    gaussian = models.VAE(models.VAEConfig(mlp=True, latent_dim=2, hidden_dim=4, sigma_dec=0.1))
+    with pytest.raises(ValueError, match="Gaussian"):
+        iw_nll(gaussian, torch.ones(2, 1, 28, 28), k=2)
 
 
 def test_iw_nll_on_the_course_vae():

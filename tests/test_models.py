@@ -860,6 +860,9 @@ def test_prior_rejects_bad_indices():
         lambda: DAE(DAEConfig(image_size=30)),
         lambda: VAE(VAEConfig(image_size=30)),
         lambda: VAE(VAEConfig(latent_dim=0)),
+        lambda: VAE(VAEConfig(sigma_dec=0.0)),
+        lambda: VAE(VAEConfig(sigma_dec=-0.1)),
+        lambda: VAE(VAEConfig(sigma_dec=float("inf"))),
         lambda: VQVAE(VQVAEConfig(image_size=30, channels=(8, 16))),
         lambda: VQVAE(VQVAEConfig(image_size=28, channels=(8, 16, 16))),  # 28 / 8 is not whole
         lambda: VQVAE(VQVAEConfig(channels=())),

@@ -2,12 +2,14 @@
 
 The encoder outputs the mean and the log-variance of a diagonal Gaussian
 q(z|x); a sample drawn with the reparameterisation trick is decoded into the
-logits of a Bernoulli p(x|z); the prior p(z) is N(0, I). The objective (the
-ELBO) lives in `aecourse.losses`.
+logits of a Bernoulli p(x|z), or, with `sigma_dec` set, into the mean
+sigmoid(logits) of a Gaussian p(x|z) = N(mean, sigma_dec^2 I); the prior p(z)
+is N(0, I). The objective (the ELBO) lives in `aecourse.losses`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,24 +34,31 @@ class VAEConfig:
     mlp: bool = False
     # width of the MLP's hidden layer (only when mlp=True)
     hidden_dim: int = 400
+    # None: a Bernoulli decoder, trained on binarised images; a number: the
+    # fixed standard deviation of a Gaussian decoder N(x_hat, sigma_dec^2 I),
+    # trained on grey images
+    sigma_dec: float | None = None
 
 
 @dataclass
 class VAEOutput:
-    logits: Tensor  # (B, C, H, W) Bernoulli logits of p(x|z)
+    # (B, C, H, W) Bernoulli logits of p(x|z); for a Gaussian decoder the
+    # logits of its mean
+    logits: Tensor
     mu: Tensor  # (B, latent_dim) mean of q(z|x)
     logvar: Tensor  # (B, latent_dim) log sigma^2 of q(z|x)
     z: Tensor  # (B, latent_dim) one reparameterised sample
 
     @property
     def x_hat(self) -> Tensor:
-        """The Bernoulli means sigmoid(logits): the reconstruction shown as an
+        """The decoder's mean sigmoid(logits): the reconstruction shown as an
         image."""
         return torch.sigmoid(self.logits)
 
 
 class VAE(nn.Module):
-    """A VAE with a Gaussian encoder and a Bernoulli decoder, convolutional or
+    """A VAE with a Gaussian encoder and a Bernoulli (or, with
+    `config.sigma_dec`, a fixed-variance Gaussian) decoder, convolutional or
     MLP."""
 
     config_class = VAEConfig
@@ -60,6 +69,14 @@ class VAE(nn.Module):
         c, s, k = config.in_channels, config.image_size, config.latent_dim
         if k <= 0:
             raise ValueError(f"latent_dim must be positive, got {k}")
+        sigma_dec = config.sigma_dec
+        if sigma_dec is not None and not (
+            isinstance(sigma_dec, (int, float)) and 0 < sigma_dec < math.inf
+        ):
+            raise ValueError(
+                "sigma_dec must be None (Bernoulli decoder) or a positive "
+                f"finite number, got {sigma_dec!r}"
+            )
         if config.mlp:
             pixels, h = c * s * s, config.hidden_dim
             self.encoder = nn.Sequential(
