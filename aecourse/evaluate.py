@@ -53,7 +53,7 @@ from aecourse.train import default_device
 
 SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "vae", "vae-2d", "vae-mlp",
            "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
-           "vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3",
+           "vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3", "vae-gauss-1.0",
            "vqvae", "prior", "classifier")
 NOISE_SEED = 0  # seeds the corruption of the denoising rows
 FIT_NOISE_SEED = 3  # seeds the corruption of the training pairs of the linear denoisers

@@ -83,7 +83,7 @@ RECIPES: dict[str, Recipe] = {
     **{
         f"vae-gauss-{sigma}": Recipe(VAE, replace(SMALL_MLP, sigma_dec=sigma), losses.vae_loss, epochs=10,
                                      description=f"small MLP VAE, Gaussian decoder, sigma_dec = {sigma}")
-        for sigma in (0.03, 0.1, 0.3)
+        for sigma in (0.03, 0.1, 0.3, 1.0)
     },
     "vqvae": Recipe(VQVAE, VQVAEConfig(), losses.vqvae_loss, epochs=8,
                     description="VQ-VAE, 7x7 grid of codes from a 512-code codebook"),

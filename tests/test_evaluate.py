@@ -37,7 +37,7 @@ TINY = {  # every shipped name, as a small random model
     "vae-mlp-warmup": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
     "vae-mlp-freebits": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
     **{f"vae-gauss-{s}": functools.partial(VAE, VAEConfig(mlp=True, latent_dim=4, hidden_dim=8, sigma_dec=s))
-       for s in (0.03, 0.1, 0.3)},
+       for s in (0.03, 0.1, 0.3, 1.0)},
     "vqvae": lambda: VQVAE(VQVAEConfig(channels=(4, 8), num_res_blocks=0, embedding_dim=4, codebook_size=8)),
     "prior": lambda: Prior(PriorConfig(codebook_size=8, grid=7, channels=4, num_layers=1)),
     "classifier": lambda: Classifier(ClassifierConfig(channels=(4, 8), feature_dim=8)),
@@ -45,7 +45,7 @@ TINY = {  # every shipped name, as a small random model
 
 
 VAES = ("vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits")
-GAUSSIAN_VAES = ("vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3")  # Gaussian decoders
+GAUSSIAN_VAES = ("vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3", "vae-gauss-1.0")  # Gaussian decoders
 
 
 def save_tiny(directory, names, data="fashion-mnist"):

@@ -170,6 +170,12 @@ WRONG = {
         ("free_bits_kl", lambda mu, logvar, floor: (-0.5 * (1 + logvar - mu**2 - logvar.exp()))
          .clamp(min=floor).sum(1).mean(), "average over the batch first"),
     ],
+    "ex-vae-sigma-fit": [
+        ("best_sigma", lambda model, x, generator: (x - model.reconstruct(x)).pow(2).mean().sqrt().item(),
+         "decodes a sample"),
+        ("best_sigma", lambda model, x, generator: (x - model(x, generator).x_hat).pow(2).mean().item(),
+         "a variance"),
+    ],
     "ex-vq-perplexity": [
         ("usage_and_perplexity", lambda indices, k: (
             metrics.codebook_usage(indices, k)[0], math.log2(metrics.codebook_usage(indices, k)[1])

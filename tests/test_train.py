@@ -268,7 +268,7 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     "vae-mlp-warmup": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128}),
     "vae-mlp-freebits": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128}),
     **{f"vae-gauss-{s}": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128, "sigma_dec": s})
-       for s in (0.03, 0.1, 0.3)},
+       for s in (0.03, 0.1, 0.3, 1.0)},
     "vqvae": ("VQVAE", {}),
     "prior": ("Prior", {}),
     "classifier": ("Classifier", {}),

@@ -211,6 +211,51 @@ def _test_free_bits_kl(free_bits_kl: Callable[[Tensor, Tensor, float], Tensor]) 
     )
 
 
+# --- ex-vae-sigma-fit: the noise level a Gaussian decoder earns -------------------
+
+
+def best_sigma_reference(
+    model: VAE, x: Tensor, generator: torch.Generator | None = None
+) -> float:
+    """The sigma_dec that maximises the one-sample ELBO of the grey images x (N, C, H, W)
+    under `model`'s Gaussian decoder, encoder and decoder fixed: the root mean square of
+    x - x_hat(z) over the images and pixels, with one z ~ q(z | x) per image drawn with
+    `generator` (chapter 4's exercise ex-vae-best-sigma)."""
+    with torch.no_grad():
+        out = model(x, generator)
+    return (x - out.x_hat).pow(2).mean().sqrt().item()
+
+
+def _test_best_sigma(best_sigma: Callable[..., float]) -> None:
+    model = load_pretrained("vae-gauss-1.0")  # wide posteriors: a sample is not the mean
+    x = torch.rand(32, *SHAPE, generator=generator(17)).pow(2)
+    got = call(
+        "best_sigma", best_sigma, model, x, generator(18), shown="model, x, generator"
+    )
+    with torch.no_grad():
+        squared = (x - model(x, generator(18)).x_hat).pow(2)
+        at_mean = (x - model.reconstruct(x)).pow(2)
+    expect_close(
+        "best_sigma(model, x, generator)",
+        got,
+        best_sigma_reference(model, x, generator(18)),
+        mistakes={
+            "a variance: sigma_dec is its square root": squared.mean(),
+            "summed over the pixels: the optimum divides by their number P":
+                squared.flatten(1).sum(1).mean().sqrt(),
+            "the reconstruction of mu; the ELBO decodes a sample z ~ q(z | x) "
+            "(model(x, generator))": at_mean.mean().sqrt(),
+            "the decoder's own sigma_dec, not the one the images call for":
+                model.config.sigma_dec,
+            "the mean absolute error: sigma_dec is a root mean square":
+                squared.sqrt().mean(),
+        },
+        within=(0, 1),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
 register(
     "ex-vae-beta",
     Answer("elbo_terms", elbo_terms_reference, _test_elbo_terms),
@@ -227,4 +272,8 @@ register(
 register(
     "ex-vae-free-bits",
     Answer("free_bits_kl", free_bits_kl_reference, _test_free_bits_kl),
+)
+register(
+    "ex-vae-sigma-fit",
+    Answer("best_sigma", best_sigma_reference, _test_best_sigma),
 )
