@@ -117,7 +117,8 @@ class VAE(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: Tensor) -> Tensor:
-        """Latents z (B, latent_dim) -> Bernoulli logits (B, C, H, W)."""
+        """Latents z (B, latent_dim) -> logits (B, C, H, W): the Bernoulli
+        logits, or the logits of the Gaussian decoder's mean."""
         check_latents(z, self.config.latent_dim, values=not self.training)
         return self.decoder(z)
 
@@ -129,13 +130,13 @@ class VAE(nn.Module):
         return VAEOutput(logits=self.decode(z), mu=mu, logvar=logvar, z=z)
 
     def reconstruct(self, x: Tensor) -> Tensor:
-        """Images (B, C, H, W) -> the Bernoulli means sigmoid(decode(mu)), no
+        """Images (B, C, H, W) -> the decoder's means sigmoid(decode(mu)), no
         sampling."""
         mu, _ = self.encode(x)
         return self.decode_images(mu)
 
     def decode_images(self, z: Tensor) -> Tensor:
-        """Latents z (B, latent_dim) -> the Bernoulli means sigmoid(logits)
+        """Latents z (B, latent_dim) -> the decoder's means sigmoid(logits)
         (B, C, H, W)."""
         return torch.sigmoid(self.decode(z))
 
@@ -144,7 +145,7 @@ class VAE(nn.Module):
         self, n: int, generator: torch.Generator | None = None
     ) -> Tensor:
         """n images (n, C, H, W) from the model: z ~ p(z) = N(0, I), shown as
-        Bernoulli means."""
+        the decoder's means (no pixel noise)."""
         if n <= 0:
             raise ValueError(
                 f"n must be a positive number of samples, got {n}"
