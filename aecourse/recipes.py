@@ -78,6 +78,9 @@ RECIPES: dict[str, Recipe] = {
                                epochs=10, description="small MLP VAE, beta = 4 with free bits (0.5 nats)"),
     "vae-mlp-warmup": Recipe(VAE, SMALL_MLP, losses.KLWarmup(beta=4.0, fraction=0.5), epochs=10,
                              description="small MLP VAE, beta warmed up from 0 to 4"),
+    # conditional generation (chapter 4): vae-mlp-16 with the class label y
+    "cvae-mlp-16": Recipe(VAE, replace(SMALL_MLP, num_classes=10), losses.vae_loss, epochs=10,
+                          description="small conditional MLP VAE (784-128-16), given the class"),
     "vqvae": Recipe(VQVAE, VQVAEConfig(), losses.vqvae_loss, epochs=8,
                     description="VQ-VAE, 7x7 grid of codes from a 512-code codebook"),
     "prior": Recipe(Prior, PriorConfig(), losses.prior_loss, epochs=4,

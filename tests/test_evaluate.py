@@ -35,13 +35,15 @@ TINY = {  # every shipped name, as a small random model
     "vae-mlp-beta4": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
     "vae-mlp-warmup": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
     "vae-mlp-freebits": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8)),
+    "cvae-mlp-16": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8, num_classes=10)),
     "vqvae": lambda: VQVAE(VQVAEConfig(channels=(4, 8), num_res_blocks=0, embedding_dim=4, codebook_size=8)),
     "prior": lambda: Prior(PriorConfig(codebook_size=8, grid=7, channels=4, num_layers=1)),
     "classifier": lambda: Classifier(ClassifierConfig(channels=(4, 8), feature_dim=8)),
 }
 
 
-VAES = ("vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits")
+VAES = ("vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
+        "cvae-mlp-16")
 
 
 def save_tiny(directory, names, data="fashion-mnist"):
@@ -80,7 +82,7 @@ def test_quick_json_has_every_model_and_baseline(quick):
         "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "linear-64",
         "dae-16", "linear-16", "ae-on-noisy",
         "vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
-        "vqvae", "prior", "test-half", "classifier",
+        "cvae-mlp-16", "vqvae", "prior", "test-half", "classifier",
         # a saved model that is not shipped comes after the shipped ones
         "ae-8", "pca-8",
     ]

@@ -267,6 +267,7 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     "vae-mlp-beta4": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128}),
     "vae-mlp-warmup": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128}),
     "vae-mlp-freebits": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128}),
+    "cvae-mlp-16": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128, "num_classes": 10}),
     "vqvae": ("VQVAE", {}),
     "prior": ("Prior", {}),
     "classifier": ("Classifier", {}),
