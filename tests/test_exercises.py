@@ -170,6 +170,11 @@ WRONG = {
         ("free_bits_kl", lambda mu, logvar, floor: (-0.5 * (1 + logvar - mu**2 - logvar.exp()))
          .clamp(min=floor).sum(1).mean(), "average over the batch first"),
     ],
+    "ex-vae-cvae-classes": [
+        ("class_agreement", lambda model, classifier, eps: torch.stack([
+            (classifier(model.decode_images(eps, y=torch.full((len(eps),), c))).argmax(1) == c).sum()
+            for c in range(model.config.num_classes)]).double(), "a count"),
+    ],
     "ex-vq-perplexity": [
         ("usage_and_perplexity", lambda indices, k: (
             metrics.codebook_usage(indices, k)[0], math.log2(metrics.codebook_usage(indices, k)[1])
