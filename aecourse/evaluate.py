@@ -54,7 +54,7 @@ from aecourse.train import default_device
 SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "vae", "vae-2d", "vae-mlp",
            "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
            "vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3", "vae-gauss-1.0",
-           "vqvae", "prior", "classifier")
+           "cvae-mlp-16", "vqvae", "prior", "classifier")
 NOISE_SEED = 0  # seeds the corruption of the denoising rows
 FIT_NOISE_SEED = 3  # seeds the corruption of the training pairs of the linear denoisers
 BINARIZE_SEED = 1  # seeds the dynamic binarisation of the likelihood rows
@@ -109,17 +109,25 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _given(y: Tensor | None) -> dict[str, Tensor]:
+    """The keyword arguments that pass labels y to a conditional VAE (none without y)."""
+    return {} if y is None else {"y": y}
+
+
 @torch.no_grad()
-def reconstruct(model: nn.Module, x: Tensor, batch_size: int = BATCH) -> Tensor:
+def reconstruct(model: nn.Module, x: Tensor, batch_size: int = BATCH, y: Tensor | None = None) -> Tensor:
     """`model.reconstruct` of x (N, C, H, W) in batches on the model's device: an AE's x_hat,
-    a VAE's mean sigmoid(decode(mu)), a VQ-VAE's decoded codes."""
+    a VAE's mean sigmoid(decode(mu)), a VQ-VAE's decoded codes; y (N,): the labels of a
+    conditional VAE."""
     device = _device(model)
-    return torch.cat([model.reconstruct(xb.to(device)) for xb in x.split(batch_size)])
+    ys = [None] * len(x.split(batch_size)) if y is None else y.split(batch_size)
+    return torch.cat([model.reconstruct(xb.to(device), **_given(yb)) for xb, yb in zip(x.split(batch_size), ys)])
 
 
-def reconstruction_psnr(model: nn.Module, x: Tensor) -> float:
-    """PSNR in dB of the model's reconstructions of x against x."""
-    return metrics.psnr(reconstruct(model, x), x.to(_device(model)))
+def reconstruction_psnr(model: nn.Module, x: Tensor, y: Tensor | None = None) -> float:
+    """PSNR in dB of the model's reconstructions of x against x (given labels y (N,), for a
+    conditional VAE)."""
+    return metrics.psnr(reconstruct(model, x, y=y), x.to(_device(model)))
 
 
 def fit_pca(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -171,18 +179,21 @@ def rate_nats(vae: VAE, x: Tensor) -> float:
 
 
 @torch.no_grad()
-def likelihood_metrics(vae: VAE, x_binary: Tensor, k: int = 1000, seed: int = SAMPLE_SEED) -> dict[str, float]:
+def likelihood_metrics(vae: VAE, x_binary: Tensor, k: int = 1000, seed: int = SAMPLE_SEED,
+                       y: Tensor | None = None) -> dict[str, float]:
     """Importance-weighted NLL bound (k samples), -ELBO and KL, nats per binary image (means),
-    for a Bernoulli decoder."""
+    for a Bernoulli decoder; with the labels y (N,) of a conditional VAE, those of -log p(x | y)."""
     if vae.config.sigma_dec is not None:
         raise ValueError("likelihood_metrics is for a Bernoulli decoder; this VAE has a Gaussian one "
                          "(sigma_dec): use rate_nats on grey images")
     device = _device(vae)
     x_binary = x_binary.to(device)
+    y = None if y is None else y.to(device)
     generator = torch.Generator().manual_seed(seed)  # CPU draws: the same on every device
     pairs = 50_000 if device.type == "cuda" else 2_000  # (sample, image) pairs per decoder pass
-    nll = metrics.iw_nll(vae, x_binary, k=k, batch_size=pairs, generator=generator)
-    outs = [vae(xb, generator) for xb in x_binary.split(BATCH)]
+    nll = metrics.iw_nll(vae, x_binary, k=k, batch_size=pairs, generator=generator, y=y)
+    ys = [None] * len(x_binary.split(BATCH)) if y is None else y.split(BATCH)
+    outs = [vae(xb, generator, **_given(yb)) for xb, yb in zip(x_binary.split(BATCH), ys)]
     neg_elbo = torch.cat([-elbo(out, xb) for out, xb in zip(outs, x_binary.split(BATCH))])
     kl = torch.cat([gaussian_kl(out.mu, out.logvar) for out in outs])
     return {"nll_nats": nll.mean().item(), "neg_elbo_nats": neg_elbo.mean().item(),
@@ -210,14 +221,23 @@ def code_nll(prior: Prior, vqvae: VQVAE, x: Tensor) -> dict[str, float]:
 def generate(model: nn.Module, n: int, seed: int = SAMPLE_SEED, vqvae: VQVAE | None = None) -> Tensor:
     """n images (n, C, H, W) from a VAE, or from a prior whose code grids `vqvae` decodes;
     computed in one batch of n on the model's device, from draws made on the CPU (the same
-    samples on every device and torch version, see `aecourse.sampling`)."""
+    samples on every device and torch version, see `aecourse.sampling`). A conditional VAE
+    draws for balanced labels (`balanced_labels`), the class frequencies of the test set."""
     generator = torch.Generator().manual_seed(seed)
-    samples = model.sample(n, generator)  # images, or a prior's code grids (n, h, w)
+    classes = getattr(getattr(model, "config", None), "num_classes", 0)
+    given = _given(balanced_labels(n, classes, _device(model)) if classes else None)
+    samples = model.sample(n, generator, **given)  # images, or a prior's code grids (n, h, w)
     if vqvae is None:
         if not samples.is_floating_point():
             raise ValueError(f"{type(model).__name__} samples codes: pass vqvae= to decode them")
         return samples
     return torch.cat([vqvae.decode_images(i.to(_device(vqvae))) for i in samples.split(BATCH)])
+
+
+def balanced_labels(n: int, num_classes: int, device: torch.device | str = "cpu") -> Tensor:
+    """n class labels (n,) cycling 0, 1, ..., num_classes - 1: each class n / num_classes
+    times, as in Fashion-MNIST's test set (1,000 images of each of its 10 classes)."""
+    return torch.arange(n, device=device) % num_classes
 
 
 def sample_fid(classifier: Classifier, images: Tensor, reference: Tensor) -> float:
@@ -347,12 +367,17 @@ def _dae_rows(run: _Run, name: str, model: DAE, dataset: str) -> Rows:
 
 
 def _vae_rows(run: _Run, name: str, model: VAE, dataset: str) -> Rows:
+    """The VAE's likelihood rows, PSNR and FID; a conditional VAE's are given the test labels
+    (the NLL bounds -log p(x | y)) and its FID samples have balanced labels (`generate`). A
+    Gaussian decoder is a density over grey images: no Bernoulli NLL, the rate on grey images."""
     x, n = run.test(dataset).x, run.settings.nll_images
+    y = run.test(dataset).y if model.config.num_classes else None
     if model.config.sigma_dec is None:
-        row = likelihood_metrics(model, run.binary(dataset)[:n], run.settings.k)
-    else:  # a density over grey images: no Bernoulli NLL; the rate on the grey images
+        row = likelihood_metrics(model, run.binary(dataset)[:n], run.settings.k,
+                                 y=None if y is None else y[:n])
+    else:
         row = {"kl_nats": rate_nats(model, x[:n])}
-    return {name: {**row, "psnr_db": reconstruction_psnr(model, x), **run.fid(model, dataset)}}
+    return {name: {**row, "psnr_db": reconstruction_psnr(model, x, y), **run.fid(model, dataset)}}
 
 
 def _prior_rows(run: _Run, name: str, model: Prior, dataset: str) -> Rows:

@@ -46,7 +46,7 @@ DIGITS = 2  # decimals of the latents written to JSON (a map pixel is ~0.02)
 class Explorer:
     """One explorer of the book: its kind, the model it runs, its options."""
 
-    kind: str  # "plane", "traversal", "codes" or "noise" (explorers.js)
+    kind: str  # "plane", "traversal", "codes", "noise" or "class" (explorers.js)
     model: str  # a shipped model (aecourse/weights/<model>.safetensors)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -64,12 +64,17 @@ EXPLORERS = {
     "vqvae-codes": Explorer("codes", "vqvae", {"images": (0, 1, 2, 8, 13)}),
     # chapter 3: the DAE on 16 test images with noise drawn in the browser
     "dae-noise": Explorer("noise", "dae", {"images": 16}),
+    # chapter 4: the conditional VAE, a chosen class and 8 latent units,
+    # from the draw z ~ N(0, I) of a generator seeded with `seed`
+    "cvae-class": Explorer("class", "cvae-mlp-16", {"units": 8, "limit": 3, "seed": 0}),
 }
 
 
 class _LatentDecoder(nn.Module):
     """Latents z (B, latent_dim) -> images in [0, 1] (AE or VAE), without
-    the input checks (a value check cannot be a graph)."""
+    the input checks (a value check cannot be a graph). A conditional VAE's
+    input is z followed by the one-hot label, (B, latent_dim + num_classes):
+    what its decoder reads (`VAE.condition`)."""
 
     def __init__(self, model: AE | VAE) -> None:
         super().__init__()
@@ -117,6 +122,9 @@ def graph(model: nn.Module) -> tuple[nn.Module, Tensor, str]:
     c, s = model.config.in_channels, model.config.image_size
     if isinstance(model, DAE):
         return _Denoiser(model), torch.zeros(1, c, s, s), "x"
+    if isinstance(model, VAE) and model.config.num_classes:
+        z_y = torch.zeros(1, model.config.latent_dim + model.config.num_classes)
+        return _LatentDecoder(model), z_y, "z_y"
     if isinstance(model, (AE, VAE)):
         z = torch.zeros(1, model.config.latent_dim)
         return _LatentDecoder(model), z, "z"
@@ -132,7 +140,7 @@ def graph(model: nn.Module) -> tuple[nn.Module, Tensor, str]:
 
 def export_onnx(model: nn.Module, path: str | Path) -> Path:
     """Write the graph of ``model`` (see ``graph``) to ``path`` as one ONNX
-    file: input named "z", "indices" or "x" with batch size 1, output
+    file: input named "z", "z_y", "indices" or "x" with batch size 1, output
     "x_hat" (1, C, H, W) float32 in [0, 1]."""
     module, example, name = graph(model)
     try:  # torch.onnx's exporter needs both
@@ -220,9 +228,22 @@ def _noise(model: DAE, test: data.ImageData, opts: dict) -> dict:
     }
 
 
+def _class(model: VAE, test: data.ImageData, opts: dict) -> dict:
+    k = model.config.latent_dim
+    # the widget's first z (aecourse.widgets.class_explorer)
+    z0 = torch.randn(k, generator=torch.Generator().manual_seed(opts["seed"]))
+    return {
+        "z0": _rounded(z0),
+        "dims": list(range(min(k, opts["units"]))),
+        "limit": opts["limit"],
+        "latent_dim": k,
+        "classes": list(test.classes)[: model.config.num_classes],
+    }
+
+
 _DATA: dict[str, Callable[..., dict]] = {
     "plane": _plane, "traversal": _traversal, "codes": _codes,
-    "noise": _noise,
+    "noise": _noise, "class": _class,
 }
 
 

@@ -131,6 +131,19 @@ def elbo(out: VAEOutput, x: Tensor) -> Tensor:
     return -bernoulli_nll(out.logits, x) - gaussian_kl(out.mu, out.logvar)
 
 
+def labels(model: VAE, batch: Batch) -> Tensor | None:
+    """The batch's class labels y (B,) when `model` is a conditional VAE
+    (``config.num_classes > 0``), else None."""
+    if not model.config.num_classes:
+        return None
+    if len(batch) < 2:
+        raise ValueError(
+            "a conditional VAE trains on (x, y) batches; got a batch of "
+            f"{len(batch)} tensor(s) without labels"
+        )
+    return batch[1]
+
+
 # --- training objectives -----------------------------------------------------
 
 
@@ -163,10 +176,12 @@ def vae_loss(
 ) -> Loss:
     """Negative ELBO in nats per image: on dynamically binarised x for a
     Bernoulli decoder, on grey x for a Gaussian one (`decoder_nll`); beta != 1
-    is the beta-VAE of Higgins et al. 2017 (it weights the KL term)."""
+    is the beta-VAE of Higgins et al. 2017 (it weights the KL term). For a
+    conditional VAE, the ELBO of log p(x|y) (eq. 4 of Sohn et al. 2015), y
+    being the batch's labels."""
     # a fresh binary image each time it is seen (Bernoulli decoder)
     x = vae_inputs(model, batch[0], generator)
-    out = model(x, generator)
+    out = model(x, generator, y=labels(model, batch))
     recon = decoder_nll(model, out, x).mean()
     kl = gaussian_kl(out.mu, out.logvar).mean()
     return Loss(recon + beta * kl, {"recon": recon, "kl": kl})
@@ -205,7 +220,7 @@ def free_bits_vae_loss(
     """`vae_loss` with the KL term replaced by `free_bits_kl` (a floor of
     `floor` nats on each dimension). The logged "kl" is the plain KL."""
     x = vae_inputs(model, batch[0], generator)
-    out = model(x, generator)
+    out = model(x, generator, y=labels(model, batch))
     recon = decoder_nll(model, out, x).mean()
     kl = gaussian_kl(out.mu, out.logvar).mean()
     kl_floored = free_bits_kl(out.mu, out.logvar, floor)

@@ -52,6 +52,7 @@ def iw_nll(
     batch_size: int = 1000,
     generator: torch.Generator | None = None,
     posterior: tuple[Tensor, Tensor] | None = None,
+    y: Tensor | None = None,
 ) -> Tensor:
     """Importance-weighted upper bound on -log p(x), in nats per image (eq. 8 of Burda et al. 2015).
 
@@ -72,6 +73,8 @@ def iw_nll(
         generator: for reproducible samples (may live on the CPU when x is on a GPU).
         posterior: (mu, logvar), each (B, latent_dim): the proposal q(z | x) to draw from
             instead of the encoder's (e.g. from ``fit_posterior``); the bound holds for any q.
+        y: class labels (B,) of a conditional VAE: the bound is then on -log p(x | y), with
+            q(z | x, y) and p(x | z, y) (the prior stays N(0, I)).
 
     Returns:
         (B,) float64 tensor of bounds on -log p(x), on x's device.
@@ -86,12 +89,17 @@ def iw_nll(
         raise ValueError("iw_nll is the bound of a Bernoulli decoder; this VAE has a Gaussian one (sigma_dec)")
     was_training = model.training
     model.eval()
+    if y is not None and y.shape != x.shape[:1]:
+        raise ValueError(f"expected labels y of shape ({len(x)},), one per image, got {tuple(y.shape)}")
     try:
+        xs = x.split(batch_size)
+        ys = [None] * len(xs) if y is None else y.split(batch_size)
         if posterior is None:
-            chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator) for xc in x.split(batch_size)]
+            chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator, y=yc) for xc, yc in zip(xs, ys)]
         else:
-            stats = zip(x.split(batch_size), *(t.split(batch_size) for t in posterior))
-            chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator, (m, lv)) for xc, m, lv in stats]
+            stats = zip(xs, ys, *(t.split(batch_size) for t in posterior))
+            chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator, (m, lv), y=yc)
+                      for xc, yc, m, lv in stats]
     finally:
         model.train(was_training)
     return torch.cat(chunks)
@@ -104,10 +112,12 @@ def _iw_nll_chunk(
     batch_size: int,
     generator: torch.Generator | None,
     posterior: tuple[Tensor, Tensor] | None = None,
+    y: Tensor | None = None,
 ) -> Tensor:
     """``iw_nll`` for one chunk of at most batch_size images; samples go in chunks of s per image."""
     B = x.shape[0]
-    mu, logvar = model.encode(x) if posterior is None else posterior  # (B, D) each
+    given = {} if y is None else {"y": y}  # the labels of a conditional VAE
+    mu, logvar = model.encode(x, **given) if posterior is None else posterior  # (B, D) each
     std = torch.exp(0.5 * logvar)
     latent_dims = tuple(range(2, mu.ndim + 1))  # dims of one latent, after (s, B)
     s = max(1, batch_size // B)  # samples per decoder pass
@@ -116,7 +126,9 @@ def _iw_nll_chunk(
         n = min(s, k - start)
         eps = sampling.randn((n, *mu.shape), generator, mu.device, mu.dtype)  # (n, B, D)
         z = mu + std * eps  # (n, B, D)
-        logits = model.decode(z.reshape(n * B, *mu.shape[1:]))  # (n*B, C, H, W)
+        # (n*B, C, H, W); row i*B + b is image b's i-th sample, so y repeats n times
+        given = {} if y is None else {"y": y.repeat(n)}
+        logits = model.decode(z.reshape(n * B, *mu.shape[1:]), **given)
         if logits.shape[1:] != x.shape[1:]:
             raise ValueError(
                 f"expected decode(z) logits of shape (N, *{tuple(x.shape[1:])}), got {tuple(logits.shape)}"

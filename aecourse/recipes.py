@@ -85,6 +85,9 @@ RECIPES: dict[str, Recipe] = {
                                      description=f"small MLP VAE, Gaussian decoder, sigma_dec = {sigma}")
         for sigma in (0.03, 0.1, 0.3, 1.0)
     },
+    # conditional generation (chapter 4): vae-mlp-16 with the class label y
+    "cvae-mlp-16": Recipe(VAE, replace(SMALL_MLP, num_classes=10), losses.vae_loss, epochs=10,
+                          description="small conditional MLP VAE (784-128-16), given the class"),
     "vqvae": Recipe(VQVAE, VQVAEConfig(), losses.vqvae_loss, epochs=8,
                     description="VQ-VAE, 7x7 grid of codes from a 512-code codebook"),
     "prior": Recipe(Prior, PriorConfig(), losses.prior_loss, epochs=4,

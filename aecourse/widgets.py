@@ -336,3 +336,83 @@ def code_grid_explorer(model: Any, indices: Tensor) -> ipywidgets.VBox:
     update()
     controls = ([image] if len(starts) > 1 else []) + [row, col, code, reset]
     return widgets.VBox([widgets.HBox(controls[:-2]), widgets.HBox(controls[-2:]), picture])
+
+
+def class_explorer(
+    model: Any,
+    *,
+    classes: Sequence[str] | None = None,
+    dims: Sequence[int] | None = None,
+    limit: float = 3.0,
+    seed: int = 0,
+) -> ipywidgets.VBox:
+    """A conditional VAE's garment on request: choose the class y (a dropdown), move latent
+    sliders or draw a new z ~ N(0, I) (a button); the image decoded from (z, y) is redrawn.
+    The same z with another class keeps the style and changes the garment.
+
+    model: a conditional VAE (``config.num_classes > 0``; its ``decode_images(z, y=...)`` is
+    used). classes: a name per class (default: Fashion-MNIST's when there are 10, else the
+    numbers). dims: the latent dimensions with a slider (default the first min(D, 8)); each
+    spans [-limit, limit], widened to include the drawn value. The n-th draw uses a
+    generator seeded with ``seed + n``. Returns an ipywidgets.VBox.
+    """
+    widgets = _ipywidgets()
+    from aecourse.data import CLASS_NAMES
+
+    n = getattr(getattr(model, "config", None), "num_classes", 0)
+    if not n or not hasattr(model, "decode_images"):
+        raise ValueError(
+            f"expected a conditional VAE (config.num_classes > 0), got {type(model).__name__}"
+            + (" with num_classes=0" if hasattr(model, "config") else "")
+        )
+    if classes is None:
+        classes = CLASS_NAMES if n == len(CLASS_NAMES) else [str(c) for c in range(n)]
+    if len(classes) != n:
+        raise ValueError(f"expected {n} class names, got {len(classes)}")
+    d = model.config.latent_dim
+    dims = list(range(min(d, 8))) if dims is None else [int(i) for i in dims]
+    if not dims or any(not 0 <= i < d for i in dims) or len(set(dims)) != len(dims):
+        raise ValueError(f"dims must be distinct latent dimensions in [0, {d}), got {dims}")
+    if not limit > 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    device = next(model.parameters()).device
+    draws = [0]  # how many z were drawn
+    z = torch.zeros(d)
+
+    label = widgets.Dropdown(options=[(name, c) for c, name in enumerate(classes)], value=0,
+                             description="class y")
+    sliders = [_slider(widgets, f"z[{i}]", 0.0, -limit, limit) for i in dims]
+    redraw = widgets.Button(description="draw a new z")
+    picture = widgets.Image(format="png")
+    busy = [False]  # set while a new z moves every slider, to redraw once
+
+    def update(change: object = None) -> None:
+        if busy[0]:
+            return
+        z[dims] = torch.tensor([s.value for s in sliders])
+        y = torch.tensor([label.value], device=device)
+        with torch.no_grad():
+            image = model.decode_images(z[None].to(device), y=y)  # (1, C, H, W)
+        picture.value = _image_png(image[0].float().cpu().numpy())
+
+    def draw(button: object = None) -> None:
+        generator = torch.Generator().manual_seed(seed + draws[0])
+        draws[0] += 1
+        z.copy_(torch.randn(d, generator=generator))
+        busy[0] = True
+        try:
+            for slider, i in zip(sliders, dims):
+                value = float(z[i])
+                slider.min, slider.max = min(-limit, value), max(limit, value)
+                slider.value = value
+        finally:
+            busy[0] = False
+        update()
+
+    label.observe(update, names="value")
+    for slider in sliders:
+        slider.observe(update, names="value")
+    redraw.on_click(draw)
+    draw()
+    return widgets.VBox([widgets.HBox([label, redraw]),
+                         widgets.HBox([widgets.VBox(sliders), picture])])

@@ -176,6 +176,11 @@ WRONG = {
         ("best_sigma", lambda model, x, generator: (x - model(x, generator).x_hat).pow(2).mean().item(),
          "a variance"),
     ],
+    "ex-vae-cvae-classes": [
+        ("class_agreement", lambda model, classifier, eps: torch.stack([
+            (classifier(model.decode_images(eps, y=torch.full((len(eps),), c))).argmax(1) == c).sum()
+            for c in range(model.config.num_classes)]).double(), "a count"),
+    ],
     "ex-vq-perplexity": [
         ("usage_and_perplexity", lambda indices, k: (
             metrics.codebook_usage(indices, k)[0], math.log2(metrics.codebook_usage(indices, k)[1])

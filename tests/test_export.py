@@ -151,3 +151,35 @@ def test_noise_images_are_the_test_images_exactly(test_images):
     x = torch.from_numpy(pixels.copy()).float().div(255).view(-1, 1, 28, 28)
     assert spec["count"] == len(x) == 16
     assert torch.equal(x, test_images.x[:16])
+
+
+def test_exported_conditional_decoder_matches_pytorch_for_every_class(tmp_path):
+    model = load_pretrained("cvae-mlp-16")
+    k, n = model.config.latent_dim, model.config.num_classes
+    path = export.export_onnx(model, tmp_path / "cvae.onnx")
+    runtime = ReferenceEvaluator(str(path))
+    assert runtime.input_names == ["z_y"]
+    z = 3 * torch.randn(1, k, generator=torch.Generator().manual_seed(1))
+    images = []
+    for c in range(n):
+        # the browser's input: z, then the one-hot label
+        z_y = torch.cat([z, torch.nn.functional.one_hot(torch.tensor([c]), n).float()], 1)
+        (got,) = runtime.run(None, {"z_y": z_y.numpy()})
+        with torch.no_grad():
+            expected = model.decode_images(z, y=torch.tensor([c]))
+        np.testing.assert_allclose(got, expected.numpy(), atol=ATOL, rtol=0)
+        images.append(got)
+    # the label matters: two classes decode the same z differently
+    assert np.abs(images[1] - images[9]).max() > 0.1
+
+
+def test_class_explorer_starts_at_the_widgets_first_draw(test_images):
+    model = load_pretrained("cvae-mlp-16")
+    spec = export.explorer_data(export.EXPLORERS["cvae-class"], model, test_images)
+    k, n = model.config.latent_dim, model.config.num_classes
+    first = torch.randn(k, generator=torch.Generator().manual_seed(0))  # class_explorer's
+    assert torch.allclose(torch.tensor(spec["z0"]), first, atol=0.006)
+    assert spec["classes"] == list(test_images.classes) and len(spec["classes"]) == n
+    assert spec["dims"] == list(range(8)) and spec["limit"] == 3
+    assert (spec["input"], spec["input_shape"]) == ("z_y", [1, k + n])
+    json.dumps(spec)

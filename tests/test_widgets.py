@@ -270,3 +270,68 @@ def test_missing_ipywidgets_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
     with pytest.raises(ImportError, match="pip install ipywidgets"):
         widgets.traversal_explorer(BrightnessDecoder(), torch.zeros(2))
+
+
+TOL = 2.5 / 255  # the grey colour map's 256 levels and PNG rounding
+
+
+def tiny_cvae(latent_dim=3):
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(mlp=True, latent_dim=latent_dim, hidden_dim=8, num_classes=10)).eval()
+    with torch.no_grad():  # a label that changes the image visibly
+        model.decoder[0].weight[:, latent_dim:] *= 20
+    return model
+
+
+def test_class_explorer_shows_the_decoder_at_the_chosen_class_and_z():
+    model = tiny_cvae()
+    box = widgets.class_explorer(model)
+    (label,) = find(box, ipywidgets.Dropdown)
+    sliders = find(box, ipywidgets.FloatSlider)
+    (picture,) = find(box, ipywidgets.Image)
+    (redraw,) = find(box, ipywidgets.Button)
+    assert [name for name, _ in label.options][:2] == ["T-shirt/top", "Trouser"]
+    assert [s.description for s in sliders] == ["z[0]", "z[1]", "z[2]"]
+
+    def expected():
+        z = torch.tensor([[s.value for s in sliders]])
+        with torch.no_grad():
+            image = model.decode_images(z, y=torch.tensor([label.value]))
+        return image[0, 0].numpy()
+
+    def shown():
+        return pixels(picture)[:: widgets.SCALE, :: widgets.SCALE]  # (28, 28)
+
+    # the first z is the draw of seed 0, the class the first one
+    assert [s.value for s in sliders] == pytest.approx(torch.randn(3, generator=torch.Generator().manual_seed(0)).tolist())
+    np.testing.assert_allclose(shown(), expected(), atol=TOL)
+    before, first = picture.value, expected()
+    label.value = 7  # same z, another class
+    assert picture.value != before
+    assert np.abs(expected() - first).max() > 4 * TOL  # the check below can tell them apart
+    np.testing.assert_allclose(shown(), expected(), atol=TOL)
+    sliders[1].value = -2.5
+    np.testing.assert_allclose(shown(), expected(), atol=TOL)
+    values = [s.value for s in sliders]
+    redraw.click()  # a new z (seed 1), the class kept
+    assert [s.value for s in sliders] != values and label.value == 7
+    np.testing.assert_allclose(shown(), expected(), atol=TOL)
+
+
+def test_class_explorer_sliders_cover_chosen_dims_only():
+    model = tiny_cvae(latent_dim=12)
+    box = widgets.class_explorer(model, dims=[10, 3], classes=[f"c{i}" for i in range(10)])
+    assert [s.description for s in find(box, ipywidgets.FloatSlider)] == ["z[10]", "z[3]"]
+    (label,) = find(box, ipywidgets.Dropdown)
+    assert label.options[9] == ("c9", 9)
+
+
+def test_class_explorer_rejects_bad_input():
+    with pytest.raises(ValueError, match="conditional VAE"):
+        widgets.class_explorer(VAE(VAEConfig(mlp=True, latent_dim=2, hidden_dim=8)))
+    with pytest.raises(ValueError, match="10 class names"):
+        widgets.class_explorer(tiny_cvae(), classes=["a", "b"])
+    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+        widgets.class_explorer(tiny_cvae(), dims=[3])
+    with pytest.raises(ValueError, match="limit must be positive"):
+        widgets.class_explorer(tiny_cvae(), limit=-1)

@@ -16,7 +16,7 @@ from aecourse.exercises.core import (
     generator,
     register,
 )
-from aecourse.models import VAE
+from aecourse.models import VAE, Classifier
 from aecourse.pretrained import load_pretrained
 
 SHAPE = (1, 28, 28)
@@ -252,6 +252,53 @@ def _test_best_sigma(best_sigma: Callable[..., float]) -> None:
         },
         within=(0, 1),
         rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+# --- ex-vae-cvae-classes: does a sample of class y look like a y? -------------------
+
+
+def class_agreement_reference(model: VAE, classifier: Classifier, eps: Tensor) -> Tensor:
+    """For each class c of the conditional VAE `model`, the fraction of the images decoded
+    from the latents eps (N, latent_dim) with the label c that `classifier` assigns to c:
+    (num_classes,) in [0, 1]."""
+    rates = []
+    with torch.no_grad():
+        for c in range(model.config.num_classes):
+            y = torch.full((len(eps),), c, device=eps.device)
+            predicted = classifier(model.decode_images(eps, y=y)).argmax(1)
+            rates.append((predicted == c).double().mean())
+    return torch.stack(rates)
+
+
+def _test_class_agreement(class_agreement: Callable[[VAE, Classifier, Tensor], Tensor]) -> None:
+    model, classifier = load_pretrained("cvae-mlp-16"), load_pretrained("classifier")
+    eps = torch.randn(40, model.config.latent_dim, generator=generator(17))
+    got = call("class_agreement", class_agreement, model, classifier, eps,
+               shown="model, classifier, eps")
+    n = model.config.num_classes
+    with torch.no_grad():
+        predicted = torch.stack([  # (n, 40) the class given to each sample of class c
+            classifier(model.decode_images(eps, y=torch.full((40,), c))).argmax(1) for c in range(n)
+        ])
+    # (classifying model.decode's logits fails in the classifier's input check,
+    # which names images in [0, 1])
+    hits = predicted == torch.arange(n)[:, None]  # (n, 40)
+    # of the samples given class c, the fraction drawn for c (precision, not recall)
+    precision = torch.stack([hits[c].sum() / (predicted == c).sum().clamp(min=1) for c in range(n)])
+    expect_close(
+        "class_agreement(model, classifier, eps)",
+        got,
+        class_agreement_reference(model, classifier, eps),
+        mistakes={
+            "a count: divide by the number of samples to get a fraction": hits.sum(1).double(),
+            "of the samples classified as c, the fraction drawn for c; the question is "
+            "the other way round: of the samples drawn for c, the fraction classified as c":
+                precision.double(),
+        },
+        within=(0, 1),
+        rtol=1e-6,
         atol=1e-6,
     )
 
@@ -276,4 +323,6 @@ register(
 register(
     "ex-vae-sigma-fit",
     Answer("best_sigma", best_sigma_reference, _test_best_sigma),
+    "ex-vae-cvae-classes",
+    Answer("class_agreement", class_agreement_reference, _test_class_agreement),
 )

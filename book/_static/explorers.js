@@ -12,6 +12,9 @@
  *   traversal  one slider per latent unit, a reset button
  *   codes      a VQ-VAE code grid: pick a cell, set its code
  *   noise      noise kind and level, image -> noisy and denoised, with PSNR
+ *   class      a conditional VAE: the class y (a menu) and latent sliders,
+ *              a button that draws a new z; the decoder's input is z followed
+ *              by the one-hot label
  *
  * Images are drawn on a canvas of the image's own size (28 x 28) and enlarged
  * by CSS, so a canvas holds exactly the 8-bit grey levels drawn. For the
@@ -478,7 +481,58 @@
     update();
   }
 
-  const KINDS = { plane, traversal, codes, noise };
+  /* ---- a conditional VAE: a chosen class ----------------------------- */
+
+  function conditional(root, spec, decoder) {
+    const z = spec.z0.slice();
+    const state = { y: 0, draws: 0 };
+    const image = imageCanvas(spec.image_shape, "decoded image of z and y");
+    const label = element("select", { "aria-label": "class y" },
+      spec.classes.map((name, c) => element("option", { value: c, text: name })));
+    label.addEventListener("change", () => { state.y = Number(label.value); update(); });
+    const sliders = spec.dims.map((d) => slider(`z[${d}]`, z[d], -spec.limit, spec.limit,
+      spec.limit / 50, (value) => { z[d] = value; update(); }));
+    // a new z ~ N(0, I) (Box-Muller on a seeded generator), the class kept
+    const redraw = element("button", { type: "button", text: "draw a new z" });
+    redraw.addEventListener("click", () => {
+      state.draws += 1;
+      const random = generator(state.draws);
+      for (let i = 0; i < z.length; i++) {
+        const u = 1 - random();
+        z[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+      }
+      spec.dims.forEach((d, i) => {
+        sliders[i].input.min = Math.min(-spec.limit, z[d]);
+        sliders[i].input.max = Math.max(spec.limit, z[d]);
+        sliders[i].set(z[d]);
+      });
+      update();
+    });
+
+    function update() {
+      const oneHot = spec.classes.map((_, c) => (c === state.y ? 1 : 0));
+      decoder.request(z.concat(oneHot), (latent, values) => {
+        drawImage(image, values, spec.image_shape);
+        drawn(root, latent);
+      });
+    }
+
+    root.append(
+      element("div", { class: "aecourse-controls" }, [
+        element("label", { class: "aecourse-slider" },
+          [element("span", { text: "class y" }), label]),
+        redraw,
+      ]),
+      element("div", { class: "aecourse-pictures" }, [
+        element("div", { class: "aecourse-controls aecourse-column" },
+          sliders.map((s) => s.row)),
+        image,
+      ]),
+    );
+    update();
+  }
+
+  const KINDS = { plane, traversal, codes, noise, class: conditional };
 
   // say what went wrong, in the page and in the console; the page's static
   // figure stays the reader's picture

@@ -256,9 +256,43 @@ def drive_noise(driver, site: Path, name: str, state: dict) -> list[int]:  # noq
     return errors
 
 
+def decode_class(model_name: str, z_y: list[float]) -> torch.Tensor:
+    """A conditional VAE's image (1, C, H, W) of the explorer's input: z followed
+    by the one-hot label."""
+    model = load_pretrained(model_name)
+    k = model.config.latent_dim
+    z_y = torch.tensor([z_y], dtype=torch.float32)
+    with torch.no_grad():
+        return model.decode_images(z_y[:, :k], y=z_y[:, k:].argmax(1))
+
+
+def drive_class(driver, site: Path, name: str, state: dict) -> list[int]:  # noqa: ANN001
+    """Choose a class, move a slider, draw a new z; the error of each image."""
+    spec, model = spec_of(site, name), EXPLORERS[name].model
+    z, n = list(spec["z0"]), len(spec["classes"])
+    one_hot = [1.0 if c == 7 else 0.0 for c in range(n)]
+    errors = []
+    draws = state["draws"]
+    assert driver.execute_script(SET_INPUT, name, "class y", "7") == "7"
+    state = redraw(driver, name, draws)
+    draws = state["draws"]
+    z[1] = float(driver.execute_script(SET_INPUT, name, "z[1]", 2.0))
+    state = redraw(driver, name, draws)
+    draws = state["draws"]
+    assert state["latent"] == pytest.approx(z + one_hot, abs=1e-6)
+    errors.append(error_levels(images(driver, name)[0], decode_class(model, state["latent"])))
+    # a new z, the class kept
+    driver.find_element("css selector", f'[data-explorer="{name}"] button').click()
+    state = redraw(driver, name, draws)
+    k = len(z)
+    assert state["latent"][k:] == one_hot and state["latent"][:k] != pytest.approx(z)
+    errors.append(error_levels(images(driver, name)[0], decode_class(model, state["latent"])))
+    return errors
+
+
 DRIVERS = {
     "plane": drive_plane, "traversal": drive_traversal,
-    "codes": drive_codes, "noise": drive_noise,
+    "codes": drive_codes, "noise": drive_noise, "class": drive_class,
 }
 
 
@@ -275,6 +309,9 @@ def check_explorer(driver, server: str, site: Path, page: str, name: str) -> lis
             "codes": lambda: torch.tensor(spec["grids"][:1]),
         }[spec["kind"]]()
         errors.append(error_levels(images(driver, name)[0], decode(EXPLORERS[name].model, first)))
+    if spec["kind"] == "class":  # z0 with the first class
+        first = spec["z0"] + [1.0] + [0.0] * (len(spec["classes"]) - 1)
+        errors.append(error_levels(images(driver, name)[0], decode_class(EXPLORERS[name].model, first)))
     return errors + DRIVERS[spec["kind"]](driver, site, name, state)
 
 
