@@ -87,8 +87,8 @@ def elbo(out: VAEOutput, x: Tensor) -> Tensor:
 
 def l1_penalty(z: Tensor) -> Tensor:
     """The L1 norm of each code, sum_j |z_j|, for codes z (B, F): (B,). The sparsity
-    penalty of a sparse autoencoder (Olshausen & Field 1996; Cunningham et al. 2023,
-    eq. 2)."""
+    penalty of a sparse autoencoder (Olshausen & Field 1996; Cunningham et al.
+    2023)."""
     if z.ndim != 2:
         raise ValueError(f"expected codes of shape (B, F), got {tuple(z.shape)}")
     return z.abs().sum(dim=1)
@@ -259,7 +259,7 @@ def sae_loss(
     alpha: float = 0.0,
 ) -> Loss:
     """A sparse autoencoder's objective on activations h (B, n), per input:
-    ||h - h_hat||^2 + alpha ||z||_1 (eq. 2 of Cunningham et al. 2023, with the
+    ||h - h_hat||^2 + alpha ||z||_1 (Cunningham et al. 2023, with the
     dictionary's columns of unit norm). alpha = 0 for a top-t code, which is sparse
     by construction; "l0" (features active per input) is logged."""
     if alpha < 0:

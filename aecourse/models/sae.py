@@ -37,7 +37,7 @@ class SAEOutput:
 
 def top_k_code(pre: Tensor, t: int) -> Tensor:
     """Keep the t largest entries of each row of pre (B, F), zero the rest, then apply a
-    ReLU (Gao et al. 2024, eq. 3): at most t nonzeros per row, exactly t where the t-th
+    ReLU (Gao et al. 2024): at most t nonzeros per row, exactly t where the t-th
     largest entry is positive. Gradients flow to the kept entries only."""
     if pre.ndim != 2:
         raise ValueError(f"expected pre-activations of shape (B, F), got {tuple(pre.shape)}")
