@@ -300,7 +300,6 @@ def _sqrtm_psd(S: Tensor) -> Tensor:
     return (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
 
 
-@torch.no_grad()
 def variance_explained(h_hat: Tensor, h: Tensor) -> float:
     """Fraction of the variance of vectors h (N, n) that their reconstructions h_hat explain:
     1 - sum ||h - h_hat||^2 / sum ||h - mean(h)||^2 (1 is perfect; 0 is no better than
@@ -336,6 +335,7 @@ def top_class_purity(activations: Tensor, y: Tensor, top: int) -> Tensor:
     return torch.where(values[-1] > 0, purity, torch.nan)
 
 
+@torch.no_grad()
 def classifier_features(classifier: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
     """``classifier.features`` of images x (N, C, H, W) in batches, in eval mode and without gradients.
 
