@@ -37,10 +37,15 @@ def _sync(device: torch.device) -> None:
 
 
 def training_data(recipe: Recipe, n: int) -> tuple[Tensor, ...]:
-    """n training examples for the recipe: real images and labels, or random code grids for a prior."""
+    """n training examples for the recipe: real images and labels, random code grids for a
+    prior, or random features for a sparse autoencoder (the speed of its dense layers and
+    top-t selection does not depend on the values)."""
     if recipe.codes_from is not None:
         k, g = recipe.config.codebook_size, recipe.config.grid
         return (torch.randint(k, (n, g, g), generator=torch.Generator().manual_seed(SEED)),)  # (n, g, g)
+    if recipe.activations_from is not None:
+        d = recipe.config.input_dim
+        return (torch.rand((n, d), generator=torch.Generator().manual_seed(SEED)),)  # (n, d)
     images = load(recipe.data, "train").subset(n)
     return images.x, images.y  # (n, C, H, W), (n,)
 

@@ -40,7 +40,7 @@ from aecourse import metrics
 from aecourse.cli import directory, positive
 from aecourse.data import ImageData, binarize, load
 from aecourse.losses import elbo, gaussian_kl
-from aecourse.models import AE, DAE, VAE, VQVAE, Classifier, Prior, gaussian_noise, mask_pixels
+from aecourse.models import AE, DAE, SAE, VAE, VQVAE, Classifier, Prior, gaussian_noise, mask_pixels
 from aecourse.models.pca import (
     fit_linear_denoiser,
     linear_denoise,
@@ -54,7 +54,7 @@ from aecourse.train import default_device
 SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "vae", "vae-2d", "vae-mlp",
            "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
            "vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3", "vae-gauss-1.0",
-           "cvae-mlp-16", "vqvae", "prior", "classifier")
+           "cvae-mlp-16", "vqvae", "prior", "classifier", "sae", "sae-l1")
 NOISE_SEED = 0  # seeds the corruption of the denoising rows
 FIT_NOISE_SEED = 3  # seeds the corruption of the training pairs of the linear denoisers
 BINARIZE_SEED = 1  # seeds the dynamic binarisation of the likelihood rows
@@ -252,6 +252,30 @@ def accuracy(classifier: Classifier, data: ImageData) -> float:
     return (logits.argmax(1).cpu() == data.y.cpu()).double().mean().item()
 
 
+@torch.no_grad()
+def spliced_accuracy(classifier: Classifier, features: Tensor, y: Tensor) -> float:
+    """The classifier's accuracy when its penultimate features are replaced by `features`
+    (N, feature_dim), e.g. a sparse autoencoder's reconstructions: its last layer alone."""
+    logits = torch.cat([classifier.classify(fb.to(_device(classifier))) for fb in features.split(BATCH)])
+    return (logits.argmax(1).cpu() == y.cpu()).double().mean().item()
+
+
+@torch.no_grad()
+def sae_metrics(sae: SAE, classifier: Classifier, data: ImageData) -> dict[str, float]:
+    """A sparse autoencoder of the classifier's penultimate features h, on the images of
+    `data`: the fraction of h's variance its reconstructions explain, the mean number of
+    active features per image (L0), the fraction of its features active on no image
+    (dead), and the classifier's accuracy on the reconstructions (spliced in for h)."""
+    h = metrics.classifier_features(classifier, data.x, BATCH).to(_device(sae))  # (N, n)
+    outs = [sae(hb) for hb in h.split(BATCH)]
+    h_hat = torch.cat([out.h_hat for out in outs])  # (N, n)
+    active = torch.cat([out.z > 0 for out in outs])  # (N, F)
+    return {"fve": metrics.variance_explained(h_hat, h),
+            "l0": active.sum(1).double().mean().item(),
+            "dead_fraction": (~active.any(0)).double().mean().item(),
+            "spliced_accuracy": spliced_accuracy(classifier, h_hat, data.y)}
+
+
 # --- the table ----------------------------------------------------------------------------
 
 
@@ -325,6 +349,13 @@ class _Run:
         classifier = self.optional("classifier", dataset, "fid")
         return None if classifier is None else metrics.classifier_features(classifier, self.test(dataset).x, BATCH)
 
+    @functools.cache
+    def feature_pca(self, classifier: str, dataset: str) -> tuple[Tensor, Tensor]:
+        """Mean and principal directions of the classifier's penultimate features of the
+        training split: the linear baseline of a sparse autoencoder."""
+        features = metrics.classifier_features(self.model(classifier), load(dataset, "train").x, BATCH)
+        return fit_pca(features)
+
     def fid(self, model: nn.Module, dataset: str, vqvae: VQVAE | None = None) -> dict[str, float]:
         """{"fid": ...} of `settings.samples` samples against the test images, or {} without a classifier."""
         reference = self.features(dataset)
@@ -392,6 +423,23 @@ def _prior_rows(run: _Run, name: str, model: Prior, dataset: str) -> Rows:
     return rows
 
 
+def _sae_rows(run: _Run, name: str, model: SAE, dataset: str) -> Rows:
+    """The SAE's figures, the classifier's own accuracy, and PCA of the features keeping as
+    many directions as the SAE keeps features per image (its L0, rounded)."""
+    source = load_card(name, weights_dir=run.weights_dir).get("activations_from", "classifier")
+    if run.dataset(source) != dataset:
+        raise Skip(f"it reads the features of {source}, which was trained on {run.dataset(source)}")
+    classifier, data = run.model(source), run.test(dataset)
+    row = sae_metrics(model, classifier, data)
+    mean, directions = run.feature_pca(source, dataset)
+    h = metrics.classifier_features(classifier, data.x, BATCH)
+    ell = max(1, round(row["l0"]))
+    h_pca = pca_reconstruct(h, mean, directions[:ell])
+    return {name: row, source: {"accuracy": accuracy(classifier, data)},
+            f"features-pca-{ell}": {"fve": metrics.variance_explained(h_pca, h),
+                                    "spliced_accuracy": spliced_accuracy(classifier, h_pca, data.y)}}
+
+
 _FAMILIES = (  # the first class that matches decides (a DAE is also an AE)
     (DAE, _dae_rows),
     (AE, _ae_rows),
@@ -399,6 +447,7 @@ _FAMILIES = (  # the first class that matches decides (a DAE is also an AE)
     (VQVAE, lambda run, name, model, dataset: {name: vq_metrics(model, run.test(dataset).x)}),
     (Prior, _prior_rows),
     (Classifier, lambda run, name, model, dataset: {name: {"accuracy": accuracy(model, run.test(dataset))}}),
+    (SAE, _sae_rows),
 )
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aecourse.data import binarize
-from aecourse.models import DAE, VAE, VQVAE, Classifier, Prior
+from aecourse.models import DAE, SAE, VAE, VQVAE, Classifier, Prior
 from aecourse.models.ae import AE
 from aecourse.models.vae import VAEOutput
 
@@ -142,6 +142,15 @@ def labels(model: VAE, batch: Batch) -> Tensor | None:
             f"{len(batch)} tensor(s) without labels"
         )
     return batch[1]
+
+
+def l1_penalty(z: Tensor) -> Tensor:
+    """The L1 norm of each code, sum_j |z_j|, for codes z (B, F): (B,). The sparsity
+    penalty of a sparse autoencoder (Olshausen & Field 1996; Cunningham et al.
+    2023)."""
+    if z.ndim != 2:
+        raise ValueError(f"expected codes of shape (B, F), got {tuple(z.shape)}")
+    return z.abs().sum(dim=1)
 
 
 # --- training objectives -----------------------------------------------------
@@ -303,3 +312,23 @@ def classifier_loss(
     ce = F.cross_entropy(logits, y)
     accuracy = (logits.argmax(1) == y).float().mean()
     return Loss(ce, {"ce": ce, "accuracy": accuracy})
+
+
+def sae_loss(
+    model: SAE,
+    batch: Batch,
+    generator: torch.Generator | None = None,
+    alpha: float = 0.0,
+) -> Loss:
+    """A sparse autoencoder's objective on activations h (B, n), per input:
+    ||h - h_hat||^2 + alpha ||z||_1 (Cunningham et al. 2023, with the
+    dictionary's columns of unit norm). alpha = 0 for a top-t code, which is sparse
+    by construction; "l0" (features active per input) is logged."""
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    h = batch[0]
+    out = model(h)
+    recon = (out.h_hat - h).pow(2).sum(dim=1).mean()
+    l1 = l1_penalty(out.z).mean()
+    l0 = (out.z > 0).float().sum(dim=1).mean()
+    return Loss(recon + alpha * l1, {"recon": recon, "l1": l1, "l0": l0})

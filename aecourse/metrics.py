@@ -314,6 +314,41 @@ def _sqrtm_psd(S: Tensor) -> Tensor:
     return (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
 
 
+def variance_explained(h_hat: Tensor, h: Tensor) -> float:
+    """Fraction of the variance of vectors h (N, n) that their reconstructions h_hat explain:
+    1 - sum ||h - h_hat||^2 / sum ||h - mean(h)||^2 (1 is perfect; 0 is no better than
+    the mean vector; negative is worse)."""
+    if h_hat.shape != h.shape or h.ndim != 2 or len(h) < 2:
+        raise ValueError(f"expected h_hat and h of the same shape (N, n) with N >= 2, got "
+                         f"{tuple(h_hat.shape)} and {tuple(h.shape)}")
+    h, h_hat = h.double(), h_hat.double()
+    residual = (h - h_hat).pow(2).sum()
+    total = (h - h.mean(dim=0)).pow(2).sum()
+    if total == 0:
+        raise ValueError("h has no variance: every row is the same")
+    return 1.0 - (residual / total).item()
+
+
+def top_class_purity(activations: Tensor, y: Tensor, top: int) -> Tensor:
+    """How much one class dominates what each unit responds to most: for each column j of
+    activations (N, F), the fraction of the `top` inputs with the largest activation j that
+    belong to the most common class among them; y (N,) are the inputs' class labels.
+
+    Returns (F,) in [1 / top, 1]; NaN for a column with fewer than `top` positive
+    activations (a feature that seldom fires has no top `top` to judge).
+    """
+    if activations.ndim != 2 or y.shape != activations.shape[:1]:
+        raise ValueError(f"expected activations (N, F) and labels (N,), got shapes "
+                         f"{tuple(activations.shape)} and {tuple(y.shape)}")
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(activations):
+        raise ValueError(f"top must be an integer in [1, N={len(activations)}], got {top!r}")
+    values, index = activations.topk(top, dim=0)  # (top, F) each
+    classes = y.to(index.device)[index]  # (top, F)
+    counts = F.one_hot(classes, int(y.max()) + 1).sum(dim=0)  # (F, classes)
+    purity = counts.max(dim=1).values.double() / top
+    return torch.where(values[-1] > 0, purity, torch.nan)
+
+
 @torch.no_grad()
 def classifier_features(classifier: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
     """``classifier.features`` of images x (N, C, H, W) in batches, in eval mode and without gradients.

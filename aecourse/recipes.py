@@ -27,6 +27,8 @@ from aecourse.models import (
     DAEConfig,
     Prior,
     PriorConfig,
+    SAE,
+    SAEConfig,
     VAEConfig,
     VQVAEConfig,
 )
@@ -43,6 +45,7 @@ class Recipe:
     description: str = ""  # one line for listings
     data: str = "fashion-mnist"  # training images (see aecourse.data.DATASETS)
     codes_from: str | None = None  # train on this pretrained VQ-VAE's code indices (the prior)
+    activations_from: str | None = None  # train on this pretrained classifier's penultimate features
 
     def model(self, **overrides: Any) -> nn.Module:
         """A freshly initialised model; `overrides` replace config fields (e.g. in_channels=3)."""
@@ -95,4 +98,11 @@ RECIPES: dict[str, Recipe] = {
                     description="gated PixelCNN prior over the vqvae's code grids"),
     "classifier": Recipe(Classifier, ClassifierConfig(), losses.classifier_loss, epochs=5,
                          description="small CNN classifier, the feature space of the Frechet distance"),
+    # sparse autoencoders of the classifier's 128 penultimate features (chapter 2)
+    "sae": Recipe(SAE, SAEConfig(features=512, topk=16), losses.sae_loss, epochs=20, batch_size=256,
+                  activations_from="classifier",
+                  description="top-16 sparse autoencoder, 512 features of the classifier's 128"),
+    "sae-l1": Recipe(SAE, SAEConfig(features=512, topk=None), partial(losses.sae_loss, alpha=4.0),
+                     epochs=20, batch_size=256, activations_from="classifier",
+                     description="ReLU sparse autoencoder with an L1 penalty (alpha = 4): about sae's L0"),
 }

@@ -299,6 +299,7 @@ def train_recipe(
     batch_size: int | None = None,
     lr: float | None = None,
     vqvae_from: str | Path | None = None,
+    activations_of: nn.Module | None = None,
     progress: bool = True,
     command: str | None = None,
     **config_overrides: Any,
@@ -314,6 +315,9 @@ def train_recipe(
     ``train_recipe("ae", latent_dim=8)``. epochs, batch_size, lr and data
     default to the recipe's (None); `limit` keeps the first `limit` training
     images. Under torchrun each process trains on its slice of every batch.
+    A sparse autoencoder (a recipe with `activations_from`) learns the
+    penultimate features of the shipped classifier, or of `activations_of`,
+    e.g. one trained in a notebook on another data set.
     """
     from aecourse.pretrained import save_pretrained
     from aecourse.recipes import RECIPES
@@ -350,6 +354,14 @@ def train_recipe(
                 **config_overrides,
             )
             tensors: tuple[Tensor, ...] = (indices,)  # (N, h, w)
+        # a sparse autoencoder learns a classifier's penultimate features
+        elif recipe.activations_from is not None:
+            h = _activations(
+                recipe.activations_from, images, data_name, device,
+                activations_of,
+            )
+            model = recipe.model(input_dim=h.shape[1], **config_overrides)
+            tensors = (h,)  # (N, feature_dim)
         else:
             model = recipe.model(
                 **_image_fields(recipe.config, images), **config_overrides
@@ -371,6 +383,7 @@ def train_recipe(
             name,
             out,
             data=data_name,
+            **_sources(recipe),
             train_images=len(images),
             epochs=config.epochs,
             batch_size=config.batch_size,
@@ -471,6 +484,47 @@ def _encode(
 ) -> tuple[Tensor, Any]:
     """Code indices (N, h, w) of the images under the pretrained VQ-VAE `name`,
     and its config."""
+    vqvae = _trained_on(name, data_name, weights_dir, device)
+    x = images.x.to(device)  # (N, C, H, W), once
+    batches = Batches(x, batch_size=1024, shuffle=False)
+    # (N, h, w) int64
+    return torch.cat([vqvae.encode(xb) for (xb,) in batches]), vqvae.config
+
+
+def _sources(recipe: Any) -> dict[str, str]:
+    """The card field naming the pretrained model whose outputs a recipe
+    trains on, if any."""
+    if recipe.activations_from is None:
+        return {}
+    return {"activations_from": recipe.activations_from}
+
+
+@torch.no_grad()
+def _activations(
+    name: str,
+    images: ImageData,
+    data_name: str,
+    device: torch.device,
+    classifier: nn.Module | None = None,
+) -> Tensor:
+    """The penultimate features (N, feature_dim) of the images under
+    `classifier`, default the shipped classifier `name`, computed once, on
+    `device`."""
+    from aecourse.metrics import classifier_features
+
+    if classifier is None:
+        classifier = _trained_on(name, data_name, None, device)
+    return classifier_features(classifier.to(device), images.x, batch_size=1000)
+
+
+def _trained_on(
+    name: str,
+    data_name: str,
+    weights_dir: str | None,
+    device: torch.device,
+) -> nn.Module:
+    """The pretrained model `name`, checked to have been trained on
+    `data_name`."""
     from aecourse.pretrained import load_card, load_pretrained
 
     trained_on = load_card(name, weights_dir=weights_dir).get("data")
@@ -480,11 +534,7 @@ def _encode(
             f"the {name} in {where} was trained on {trained_on}, "
             f"not {data_name}"
         )
-    vqvae = load_pretrained(name, weights_dir=weights_dir, device=device)
-    x = images.x.to(device)  # (N, C, H, W), once
-    batches = Batches(x, batch_size=1024, shuffle=False)
-    # (N, h, w) int64
-    return torch.cat([vqvae.encode(xb) for (xb,) in batches]), vqvae.config
+    return load_pretrained(name, weights_dir=weights_dir, device=device)
 
 
 def device_name(device: torch.device) -> str:

@@ -35,6 +35,15 @@ def test_the_prior_is_benchmarked_on_random_code_grids():
     assert bench.plain_throughput(recipe, (indices,), torch.device("cpu")) > 0
 
 
+@pytest.mark.parametrize("name", ["sae", "sae-l1"])
+def test_a_sparse_autoencoder_is_benchmarked_on_random_features(name):
+    recipe = RECIPES[name]
+    (h,) = bench.training_data(recipe, 64)
+    assert h.shape == (64, recipe.config.input_dim) and h.is_floating_point()
+    assert bench.fit_throughput(recipe, (h,), torch.device("cpu")) > 0
+    assert bench.plain_throughput(recipe, (h,), torch.device("cpu")) > 0
+
+
 def test_unknown_recipe_is_refused(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--models", "nope", "--batches", "1"])

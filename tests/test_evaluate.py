@@ -18,7 +18,7 @@ from aecourse.data import ImageData, load
 from aecourse.metrics import classifier_features
 from aecourse.models import (
     AE, DAE, VAE, VQVAE, AEConfig, Classifier, ClassifierConfig, DAEConfig, Prior, PriorConfig,
-    VAEConfig, VQVAEConfig,
+    SAE, SAEConfig, VAEConfig, VQVAEConfig,
 )
 from aecourse.models.pca import pca, pca_reconstruct
 from aecourse.pretrained import load_card, load_pretrained, save_pretrained, update_card
@@ -42,6 +42,7 @@ TINY = {  # every shipped name, as a small random model
     "vqvae": lambda: VQVAE(VQVAEConfig(channels=(4, 8), num_res_blocks=0, embedding_dim=4, codebook_size=8)),
     "prior": lambda: Prior(PriorConfig(codebook_size=8, grid=7, channels=4, num_layers=1)),
     "classifier": lambda: Classifier(ClassifierConfig(channels=(4, 8), feature_dim=8)),
+    "sae": lambda: SAE(SAEConfig(input_dim=8, features=32, topk=4)),
 }
 
 
@@ -82,15 +83,20 @@ def test_x():
 def test_quick_json_has_every_model_and_baseline(quick):
     printed, returned = quick
     assert printed == returned
+    # the sparse autoencoder's baseline keeps as many principal directions as it has
+    # active features per image
+    features_pca = f"features-pca-{round(printed['sae']['l0'])}"
     assert list(printed) == [
         "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "linear-64",
         "dae-16", "linear-16", "ae-on-noisy",
         "vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
         *GAUSSIAN_VAES,
-        "cvae-mlp-16", "vqvae", "prior", "test-half", "classifier",
+        "cvae-mlp-16", "vqvae", "prior", "test-half", "classifier", "sae", features_pca,
         # a saved model that is not shipped comes after the shipped ones
         "ae-8", "pca-8",
     ]
+    assert set(printed["sae"]) == {"fve", "l0", "dead_fraction", "spliced_accuracy"}
+    assert set(printed[features_pca]) == {"fve", "spliced_accuracy"}
     for name in VAES:
         assert set(printed[name]) == {"nll_nats", "neg_elbo_nats", "kl_nats", "psnr_db", "fid"}
     for name in GAUSSIAN_VAES:  # no Bernoulli likelihood rows for a Gaussian decoder
@@ -128,6 +134,9 @@ def test_quick_sane_ranges(quick):
     assert 0 < printed["vqvae"]["codebook_usage"] <= 1
     assert 1 <= printed["vqvae"]["perplexity"] <= 8  # the tiny codebook has 8 codes
     assert 0 <= printed["classifier"]["accuracy"] <= 1
+    sae = printed["sae"]
+    assert 0 < sae["l0"] <= 4 and 0 <= sae["dead_fraction"] <= 1 and sae["fve"] <= 1
+    assert 0 <= sae["spliced_accuracy"] <= 1
     assert printed["test-half"]["fid"] >= 0
     for name in VAES:
         row = printed[name]
@@ -399,3 +408,26 @@ def test_beside_shipped_prints_the_cards_figures_next_to_ones_measured_here():
     assert "here: cifar10, the first 300" in other and "not the same test images" in other
     with pytest.raises(ValueError, match="at least one row"):
         evaluate.beside_shipped({}, data="mnist", images=1)
+
+
+def test_sae_metrics_of_an_identity_dictionary(weights_dir):
+    """An SAE that copies its input, z = (ReLU(h), ReLU(-h)) and h_hat = z_+ - z_-,
+    explains all the variance and leaves the classifier's accuracy as it was; its L0 and
+    dead features are counted from the signs of h."""
+    classifier = load_pretrained("classifier", weights_dir=weights_dir)
+    data = load("fashion-mnist", "test").subset(300)
+    n = classifier.config.feature_dim
+    sae = SAE(SAEConfig(input_dim=n, features=2 * n, topk=None))
+    eye = torch.eye(n)
+    with torch.no_grad():
+        sae.encoder.weight.copy_(torch.cat([eye, -eye]))
+        sae.encoder.bias.zero_()
+        sae.decoder.parametrizations.weight.original.copy_(torch.cat([eye, -eye], dim=1))
+        sae.decoder.bias.zero_()
+    row = evaluate.sae_metrics(sae.eval(), classifier, data)
+    h = classifier_features(classifier, data.x)
+    active = torch.cat([h > 0, h < 0], dim=1)  # (N, 2n)
+    assert row["fve"] == pytest.approx(1.0, abs=1e-6)
+    assert row["spliced_accuracy"] == pytest.approx(evaluate.accuracy(classifier, data))
+    assert row["l0"] == pytest.approx(active.sum(1).double().mean().item())
+    assert row["dead_fraction"] == pytest.approx((~active.any(0)).double().mean().item())

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from aecourse import evaluate, exercises, losses, metrics
 from aecourse.exercises import EXERCISES
-from aecourse.models import DAE, DAEConfig
+from aecourse.models import DAE, DAEConfig, top_k_code
 from aecourse.models.pca import pca_reconstruct
 from student_sources import PARTS
 
@@ -140,6 +140,11 @@ WRONG = {
     "ex-ae-not-clothes": [
         ("nearest_code_distance", lambda model, images, codes: torch.cdist(
             model.encode(images), codes).mean(1).detach(), "not the nearest one"),
+    ],
+    "ex-ae-sae-budget": [
+        ("reconstruct_with", lambda sae, h, s: sae.decode(sae.encode(h)).detach(), "keep only the s largest"),
+        ("reconstruct_with", lambda sae, h, s: (
+            top_k_code(sae.encode(h), s) @ sae.dictionary.T).detach(), "bias"),
     ],
     "ex-dae-clean": [
         ("gain_over_pca", lambda model, x, mean, directions: _gain_with_16(model, x, mean, directions),

@@ -323,3 +323,51 @@ def test_classifier_features_batches_match_one_pass():
     assert classifier.training  # mode restored; dropout was off during the call
     with torch.no_grad():
         torch.testing.assert_close(features, classifier.eval().features(x))
+
+
+# --- sparse autoencoder figures ------------------------------------------------------
+
+
+def test_variance_explained_of_pca_is_its_eigenvalue_share():
+    """PCA keeping l directions explains (lambda_1 + ... + lambda_l) / sum(lambda)."""
+    from aecourse.metrics import variance_explained
+    from aecourse.models.pca import pca, pca_reconstruct
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(500, 6, generator=g) @ torch.randn(6, 6, generator=g) + 3.0
+    mean, directions, variance = pca(h, k=6)
+    for ell in (1, 3, 6):
+        h_hat = pca_reconstruct(h, mean, directions[:ell])
+        share = (variance[:ell].sum() / variance.sum()).item()
+        assert variance_explained(h_hat, h) == pytest.approx(share, abs=1e-5)
+    # the mean alone explains nothing, a copy everything
+    assert variance_explained(h.mean(0).expand_as(h), h) == pytest.approx(0.0, abs=1e-6)
+    assert variance_explained(h, h) == 1.0
+    with pytest.raises(ValueError, match="same shape"):
+        variance_explained(h[:, :5], h)
+    with pytest.raises(ValueError, match="no variance"):
+        variance_explained(torch.ones(4, 2), torch.ones(4, 2))
+
+
+def test_top_class_purity_matches_counting_by_hand():
+    from collections import Counter
+
+    from aecourse.metrics import top_class_purity
+
+    g = torch.Generator().manual_seed(1)
+    activations = torch.randn(200, 12, generator=g)
+    activations[:, 0] = -activations[:, 0].abs()  # never positive: NaN
+    y = torch.randint(0, 10, (200,), generator=g)
+    got = top_class_purity(activations, y, top=9)
+    for j in range(12):
+        column = activations[:, j].tolist()
+        order = sorted(range(200), key=lambda i: -column[i])[:9]
+        if column[order[-1]] <= 0:
+            assert math.isnan(got[j])
+            continue
+        most = Counter(y[i].item() for i in order).most_common(1)[0][1]
+        assert got[j].item() == pytest.approx(most / 9)
+    with pytest.raises(ValueError, match="top must be an integer in"):
+        top_class_purity(activations, y, top=0)
+    with pytest.raises(ValueError, match="labels"):
+        top_class_purity(activations, y[:10], top=3)

@@ -248,7 +248,7 @@ def test_classifier_shapes(overrides):
 
 
 def test_model_classes_registry():
-    assert set(MODEL_CLASSES) == {"AE", "DAE", "VAE", "VQVAE", "Prior", "Classifier"}
+    assert set(MODEL_CLASSES) == {"AE", "DAE", "VAE", "VQVAE", "Prior", "Classifier", "SAE"}
     for name, cls in MODEL_CLASSES.items():
         assert cls.__name__ == name
         config = cls.config_class()

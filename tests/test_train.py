@@ -238,6 +238,32 @@ def test_cli_trains_the_prior_on_vqvae_codes(tmp_path: Path) -> None:
     assert load_card("prior", weights_dir=tmp_path)["train_history"][0]["nll"] > 0
 
 
+def test_cli_trains_the_sae_on_classifier_features_and_resumes(tmp_path: Path) -> None:
+    from aecourse.pretrained import load_card, load_pretrained
+    from aecourse.train import main
+
+    args = ["sae", "--limit", "64", "--epochs", "1", "--out", str(tmp_path), "--device", "cpu"]
+    main(args)
+    card = load_card("sae", weights_dir=tmp_path)
+    assert card["activations_from"] == "classifier" and card["train_images"] == 64
+    sae = load_pretrained("sae", weights_dir=tmp_path)
+    assert sae.config.input_dim == load_pretrained("classifier").config.feature_dim
+    main([*args[:4], "2", *args[5:]])
+    card2 = load_card("sae", weights_dir=tmp_path)
+    assert len(card2["train_history"]) == 2 and card2["train_history"][0] == card["train_history"][0]
+    assert card2["train_history"][0]["l0"] <= 16
+
+
+def test_train_recipe_learns_the_features_of_a_classifier_it_is_given() -> None:
+    from aecourse.models import Classifier, ClassifierConfig
+    from aecourse.train import train_recipe
+
+    set_seed(0)
+    classifier = Classifier(ClassifierConfig(channels=(4, 8), feature_dim=24))
+    sae = train_recipe("sae", epochs=1, limit=64, device="cpu", progress=False, activations_of=classifier)
+    assert sae.config.input_dim == 24 and sae.config.topk == 16
+
+
 def test_train_recipe_overrides_the_config_and_returns_an_eval_model() -> None:
     from aecourse.train import train_recipe
 
@@ -273,6 +299,8 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     "vqvae": ("VQVAE", {}),
     "prior": ("Prior", {}),
     "classifier": ("Classifier", {}),
+    "sae": ("SAE", {"features": 512, "topk": 16}),
+    "sae-l1": ("SAE", {"features": 512, "topk": None}),
 }
 
 
@@ -289,6 +317,8 @@ def test_recipe_builds_a_model_whose_loss_trains(name: str) -> None:
     assert model.config is not recipe.config  # the recipe's config is never shared or modified
     if recipe.codes_from is not None:
         batch = (torch.randint(0, model.config.codebook_size, (2, model.config.grid, model.config.grid)),)
+    elif recipe.activations_from is not None:  # a classifier's features
+        batch = (torch.rand(4, model.config.input_dim),)
     else:
         d = load("fashion-mnist", "train").subset(4)
         batch = (d.x, d.y)

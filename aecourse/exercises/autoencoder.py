@@ -17,7 +17,7 @@ from aecourse.exercises.core import (
     generator,
     register,
 )
-from aecourse.models import AE
+from aecourse.models import AE, SAE, top_k_code
 from aecourse.pretrained import load_pretrained
 
 SHAPE = (1, 28, 28)
@@ -168,6 +168,43 @@ def _test_nearest_code_distance(nearest_code_distance: Callable[..., Tensor]) ->
     )
 
 
+# --- ex-ae-sae-budget: fewer dictionary features per image -----------------------------
+
+
+def reconstruct_with_reference(sae: SAE, h: Tensor, s: int) -> Tensor:
+    """The features h (B, n) rebuilt from the s largest entries of their sparse code."""
+    with torch.no_grad():
+        return sae.decode(top_k_code(sae.encode(h), s))
+
+
+def _test_reconstruct_with(reconstruct_with: Callable[[SAE, Tensor, int], Tensor]) -> None:
+    sae = load_pretrained("sae")
+    n = sae.config.input_dim
+    # non-negative, spread like the classifier's SiLU features
+    h = 3 * torch.rand(6, n, generator=generator(9))
+    with torch.no_grad():
+        z = sae.encode(h)  # (6, F)
+        atoms, bias = sae.dictionary, sae.decoder.bias
+    for s in (1, 5):
+        got = call("reconstruct_with", reconstruct_with, sae, h, s, shown=f"sae, h, s={s}")
+        kept = top_k_code(z, s)
+        first = torch.zeros_like(z)
+        first[:, :s] = z[:, :s]
+        expect_close(
+            f"reconstruct_with(sae, h, s={s})",
+            got,
+            reconstruct_with_reference(sae, h, s),
+            mistakes={
+                "the decoder's bias b_dec is left out: decode with sae.decode(z)":
+                    (kept @ atoms.T).detach(),
+                "every active feature is kept: keep only the s largest of each code": sae.decode(z).detach(),
+                "the first s features are kept, not the s largest (topk)": sae.decode(first).detach(),
+            },
+            rtol=1e-4,
+            atol=1e-4,
+        )
+
+
 register(
     "ex-ae-linear-symmetry",
     Answer("change_basis", change_basis_reference, _test_change_basis),
@@ -183,4 +220,8 @@ register(
         nearest_code_distance_reference,
         _test_nearest_code_distance,
     ),
+)
+register(
+    "ex-ae-sae-budget",
+    Answer("reconstruct_with", reconstruct_with_reference, _test_reconstruct_with),
 )

@@ -4,6 +4,7 @@ from aecourse.models.ae import AE, AEConfig, AEOutput
 from aecourse.models.classifier import Classifier, ClassifierConfig
 from aecourse.models.dae import DAE, DAEConfig, gaussian_noise, mask_pixels
 from aecourse.models.prior import Prior, PriorConfig
+from aecourse.models.sae import SAE, SAEConfig, SAEOutput, top_k_code
 from aecourse.models.vae import VAE, VAEConfig, VAEOutput
 from aecourse.models.vqvae import (
     VQVAE,
@@ -16,12 +17,13 @@ from aecourse.models.vqvae import (
 
 # class name (as written in a model card) -> class; each class knows its config_class
 MODEL_CLASSES: dict[str, type] = {
-    cls.__name__: cls for cls in (AE, DAE, VAE, VQVAE, Prior, Classifier)
+    cls.__name__: cls for cls in (AE, DAE, VAE, VQVAE, Prior, Classifier, SAE)
 }
 
 __all__ = [
     "AE", "AEConfig", "AEOutput", "DAE", "DAEConfig", "gaussian_noise", "mask_pixels",
     "VAE", "VAEConfig", "VAEOutput", "VQVAE", "VQVAEConfig", "VQVAEOutput",
     "VectorQuantizer", "QuantizerOutput", "ResidualBlock", "Prior", "PriorConfig",
-    "Classifier", "ClassifierConfig", "MODEL_CLASSES",
+    "Classifier", "ClassifierConfig", "SAE", "SAEConfig", "SAEOutput", "top_k_code",
+    "MODEL_CLASSES",
 ]

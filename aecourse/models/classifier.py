@@ -39,6 +39,14 @@ class Classifier(nn.Module):
         check_input(self, x)
         return self.body(x)
 
+    def classify(self, features: Tensor) -> Tensor:
+        """Penultimate features (B, feature_dim) -> class logits (B, num_classes): the
+        last layer alone, e.g. for features a sparse autoencoder rebuilt."""
+        d = self.config.feature_dim
+        if features.ndim != 2 or features.shape[1] != d:
+            raise ValueError(f"expected features of shape (B, {d}), got {tuple(features.shape)}")
+        return self.head(features)
+
     def forward(self, x: Tensor) -> Tensor:
         """Images -> class logits (B, num_classes)."""
-        return self.head(self.features(x))
+        return self.classify(self.features(x))

@@ -1,0 +1,117 @@
+"""A sparse autoencoder: an overcomplete dictionary of a network's activations.
+
+An input h (the classifier's penultimate activations, width n) gets a code z of F > n
+features, most of them zero, and is rebuilt as a sum of a few dictionary atoms:
+
+    z = code(W_enc (h - b_dec) + b_enc),    h_hat = W_dec z + b_dec = sum_j z_j d_j + b_dec
+
+The code is either a ReLU, made sparse by an L1 penalty on z in the loss
+(`losses.sae_loss`; Olshausen & Field 1996, Bricken et al. 2023, Cunningham et al. 2023),
+or a top-t code that keeps the t largest pre-activations and zeroes the rest (the k of
+Makhzani & Frey 2013 and Gao et al. 2024). The atoms d_j, the columns of W_dec, have unit
+norm, so that the penalty cannot be dodged by shrinking z and growing W_dec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+
+@dataclass
+class SAEConfig:
+    input_dim: int = 128  # n: width of the activations it reads (the classifier's feature_dim)
+    features: int = 512  # F: dictionary size, the width of the code (overcomplete: F > n)
+    topk: int | None = 16  # t: features kept per input; None: a ReLU code (with an L1 penalty)
+
+
+@dataclass
+class SAEOutput:
+    h_hat: Tensor  # (B, n) reconstruction of the activations
+    z: Tensor  # (B, F) sparse code, non-negative
+
+
+def top_k_code(pre: Tensor, t: int) -> Tensor:
+    """Keep the t largest entries of each row of pre (B, F), zero the rest, then apply a
+    ReLU (Gao et al. 2024): at most t nonzeros per row, exactly t where the t-th
+    largest entry is positive. Gradients flow to the kept entries only."""
+    if pre.ndim != 2:
+        raise ValueError(f"expected pre-activations of shape (B, F), got {tuple(pre.shape)}")
+    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= pre.shape[1]:
+        raise ValueError(f"t must be an integer in [1, {pre.shape[1]}] (the code width), got {t!r}")
+    values, indices = pre.topk(t, dim=1)  # (B, t) each
+    return torch.zeros_like(pre).scatter(1, indices, F.relu(values))
+
+
+class UnitColumns(nn.Module):
+    """A parametrisation: the weight (n, F) seen through it has columns of unit norm."""
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight / weight.norm(dim=0, keepdim=True)
+
+
+class SAE(nn.Module):
+    """A sparse autoencoder of activation vectors (B, n): a linear encoder with a ReLU or
+    top-t code of F features, and a linear decoder whose columns (the dictionary) have
+    unit norm."""
+
+    config_class = SAEConfig
+
+    def __init__(self, config: SAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        n, f, t = config.input_dim, config.features, config.topk
+        for name, value in (("input_dim", n), ("features", f)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= f):
+            raise ValueError(f"topk must be None or an integer in [1, features={f}], got {t!r}")
+        self.encoder = nn.Linear(n, f)  # W_enc (F, n), b_enc (F,)
+        self.decoder = nn.Linear(f, n)  # W_dec (n, F): column j is atom d_j; b_dec (n,)
+        with torch.no_grad():
+            self.decoder.bias.zero_()
+            self.encoder.bias.zero_()
+        # every W_dec the model uses is the stored weight with its columns normalised: the
+        # optimiser may move it anywhere, the dictionary stays on the unit sphere
+        parametrize.register_parametrization(self.decoder, "weight", UnitColumns())
+        with torch.no_grad():  # the encoder starts as the transpose of the decoder (Gao et al.)
+            self.encoder.weight.copy_(self.dictionary.T)
+
+    @property
+    def dictionary(self) -> Tensor:
+        """W_dec (n, F): the F atoms d_j as unit-norm columns."""
+        return self.decoder.weight
+
+    def _check(self, h: Tensor) -> None:
+        n = self.config.input_dim
+        if not isinstance(h, Tensor) or h.ndim != 2 or h.shape[1] != n or not h.is_floating_point():
+            got = f"shape {tuple(h.shape)}, dtype {h.dtype}" if isinstance(h, Tensor) else type(h).__name__
+            raise ValueError(f"expected float activations of shape (B, {n}), got {got}")
+
+    def encode(self, h: Tensor) -> Tensor:
+        """Activations h (B, n) -> sparse code z (B, F), non-negative."""
+        self._check(h)
+        pre = self.encoder(h - self.decoder.bias)  # (B, F)
+        if self.config.topk is None:
+            return F.relu(pre)
+        return top_k_code(pre, self.config.topk)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Code z (B, F) -> activations h_hat = W_dec z + b_dec (B, n)."""
+        f = self.config.features
+        if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != f:
+            got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"expected codes of shape (B, {f}), got {got}")
+        return self.decoder(z)
+
+    def forward(self, h: Tensor) -> SAEOutput:
+        z = self.encode(h)  # (B, F)
+        return SAEOutput(h_hat=self.decode(z), z=z)
+
+    def reconstruct(self, h: Tensor) -> Tensor:
+        """h_hat (B, n), the activations rebuilt from their sparse code."""
+        return self(h).h_hat
