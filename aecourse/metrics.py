@@ -85,8 +85,7 @@ def iw_nll(
         raise ValueError(f"expected a non-empty batch of images (B, C, H, W), got {tuple(x.shape)}")
     if not torch.is_floating_point(x) or not torch.all((x == 0) | (x == 1)):
         raise ValueError("expected binary x with values in {0, 1} (Bernoulli likelihood); binarise it")
-    if getattr(getattr(model, "config", None), "sigma_dec", None) is not None:
-        raise ValueError("iw_nll is the bound of a Bernoulli decoder; this VAE has a Gaussian one (sigma_dec)")
+    _check_bernoulli(model, "iw_nll")
     was_training = model.training
     model.eval()
     if y is not None and y.shape != x.shape[:1]:
@@ -103,6 +102,12 @@ def iw_nll(
     finally:
         model.train(was_training)
     return torch.cat(chunks)
+
+
+def _check_bernoulli(model: nn.Module, what: str) -> None:
+    """A clear error for a VAE whose decoder is Gaussian (``config.sigma_dec`` set)."""
+    if getattr(getattr(model, "config", None), "sigma_dec", None) is not None:
+        raise ValueError(f"{what} is for a Bernoulli decoder; this VAE has a Gaussian one (sigma_dec)")
 
 
 def _iw_nll_chunk(
@@ -177,6 +182,7 @@ def elbo_of(
             f"B = {x.shape[0]} images, got {tuple(mu.shape)} and "
             f"{tuple(logvar.shape)}"
         )
+    _check_bernoulli(model, "elbo_of")
     shape = (samples, *mu.shape)
     eps = sampling.randn(shape, generator, mu.device, mu.dtype)  # (S, B, m)
     z = mu + torch.exp(0.5 * logvar) * eps  # (S, B, m)

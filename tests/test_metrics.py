@@ -164,6 +164,8 @@ def test_iw_nll_rejects_bad_input():
     gaussian = models.VAE(models.VAEConfig(mlp=True, latent_dim=2, hidden_dim=4, sigma_dec=0.1))
     with pytest.raises(ValueError, match="Gaussian"):
         iw_nll(gaussian, torch.ones(2, 1, 28, 28), k=2)
+    with pytest.raises(ValueError, match="Gaussian"):
+        elbo_of(gaussian, torch.ones(2, 1, 28, 28), torch.zeros(2, 2), torch.zeros(2, 2))
 
 
 def test_iw_nll_on_the_course_vae():
