@@ -256,6 +256,9 @@ def accuracy(classifier: Classifier, data: ImageData) -> float:
 def spliced_accuracy(classifier: Classifier, features: Tensor, y: Tensor) -> float:
     """The classifier's accuracy when its penultimate features are replaced by `features`
     (N, feature_dim), e.g. a sparse autoencoder's reconstructions: its last layer alone."""
+    if features.ndim != 2 or y.shape != features.shape[:1]:
+        raise ValueError(f"expected features (N, feature_dim) and labels (N,), got shapes "
+                         f"{tuple(features.shape)} and {tuple(y.shape)}")
     logits = torch.cat([classifier.classify(fb.to(_device(classifier))) for fb in features.split(BATCH)])
     return (logits.argmax(1).cpu() == y.cpu()).double().mean().item()
 

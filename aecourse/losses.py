@@ -326,6 +326,11 @@ def sae_loss(
     by construction; "l0" (features active per input) is logged."""
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if model.config.topk is None and alpha == 0:
+        raise ValueError(
+            "a ReLU code needs alpha > 0 (unpenalised, an overcomplete code can "
+            "learn the identity); or give the SAE a top-t code (SAEConfig.topk)"
+        )
     h = batch[0]
     out = model(h)
     recon = (out.h_hat - h).pow(2).sum(dim=1).mean()

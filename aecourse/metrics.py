@@ -348,6 +348,8 @@ def top_class_purity(activations: Tensor, y: Tensor, top: int) -> Tensor:
                          f"{tuple(activations.shape)} and {tuple(y.shape)}")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(activations):
         raise ValueError(f"top must be an integer in [1, N={len(activations)}], got {top!r}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool or (y < 0).any():
+        raise ValueError(f"labels y must be non-negative integers, got dtype {y.dtype}")
     values, index = activations.topk(top, dim=0)  # (top, F) each
     classes = y.to(index.device)[index]  # (top, F)
     counts = F.one_hot(classes, int(y.max()) + 1).sum(dim=0)  # (F, classes)

@@ -88,6 +88,8 @@ def test_sae_loss_is_squared_error_plus_alpha_l1():
     assert torch.isclose(loss.terms["l0"], (out.z > 0).float().sum() / len(h))
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         sae_loss(model, (h,), alpha=-1.0)
+    with pytest.raises(ValueError, match="a ReLU code needs alpha > 0"):
+        sae_loss(model, (h,), alpha=0.0)
 
 
 @pytest.mark.parametrize("topk", [None, 4])

@@ -180,7 +180,7 @@ def reconstruct_with_reference(sae: SAE, h: Tensor, s: int) -> Tensor:
 def _test_reconstruct_with(reconstruct_with: Callable[[SAE, Tensor, int], Tensor]) -> None:
     sae = load_pretrained("sae")
     n = sae.config.input_dim
-    # non-negative, spread like the classifier's SiLU features
+    # positive, on the scale of the classifier's features
     h = 3 * torch.rand(6, n, generator=generator(9))
     with torch.no_grad():
         z = sae.encode(h)  # (6, F)

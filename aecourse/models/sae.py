@@ -8,7 +8,7 @@ features, most of them zero, and is rebuilt as a sum of a few dictionary atoms:
 The code is either a ReLU, made sparse by an L1 penalty on z in the loss
 (`losses.sae_loss`; Olshausen & Field 1996, Bricken et al. 2023, Cunningham et al. 2023),
 or a top-t code that keeps the t largest pre-activations and zeroes the rest (the k of
-Makhzani & Frey 2013 and Gao et al. 2024). The atoms d_j, the columns of W_dec, have unit
+Makhzani & Frey 2014 and Gao et al. 2024). The atoms d_j, the columns of W_dec, have unit
 norm, so that the penalty cannot be dodged by shrinking z and growing W_dec.
 """
 
@@ -51,7 +51,7 @@ class UnitColumns(nn.Module):
     """A parametrisation: the weight (n, F) seen through it has columns of unit norm."""
 
     def forward(self, weight: Tensor) -> Tensor:
-        return weight / weight.norm(dim=0, keepdim=True)
+        return weight / weight.norm(dim=0, keepdim=True).clamp_min(1e-12)
 
 
 class SAE(nn.Module):
