@@ -375,3 +375,18 @@ def test_beside_shipped_prints_the_cards_figures_next_to_ones_measured_here():
     assert "here: cifar10, the first 300" in other and "not the same test images" in other
     with pytest.raises(ValueError, match="at least one row"):
         evaluate.beside_shipped({}, data="mnist", images=1)
+
+
+def test_linear_denoisers_of_several_ranks_equal_the_separate_fits():
+    """One regression per corruption serves every rank: the same denoisers, kind by kind,
+    as fitting each rank on its own."""
+    x = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(0)) ** 3
+    shared = evaluate.fit_linear_denoisers_ranks(x, (5, 2))
+    probe = torch.rand(7, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    for rank in (5, 2):
+        alone = evaluate.fit_linear_denoisers(x, rank)
+        assert set(shared[rank]) == set(alone) == {"gauss0.5", "mask0.5"}
+        for kind, denoise in alone.items():
+            assert torch.allclose(shared[rank][kind](probe), denoise(probe), atol=1e-6)
+    # different ranks are different maps
+    assert not torch.allclose(shared[5]["gauss0.5"](probe), shared[2]["gauss0.5"](probe))
