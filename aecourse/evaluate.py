@@ -49,7 +49,7 @@ from aecourse.models.pca import (
 from aecourse.pretrained import WEIGHTS_DIR, list_pretrained, load_card, load_pretrained, update_card
 from aecourse.train import default_device
 
-SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "vae", "vae-2d", "vae-mlp",
+SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "ae-mlp", "cae", "vae", "vae-2d", "vae-mlp",
            "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
            "vqvae", "prior", "classifier")
 NOISE_SEED = 0  # seeds the corruption of the denoising rows

@@ -28,6 +28,8 @@ TINY = {  # every shipped name, as a small random model
     "ae-linear": lambda: AE(AEConfig(latent_dim=16, linear=True)),
     "dae": lambda: DAE(DAEConfig(latent_dim=64, channels=(4, 8))),
     "dae-16": lambda: DAE(DAEConfig(latent_dim=16, channels=(4, 8))),
+    "ae-mlp": lambda: AE(AEConfig(latent_dim=16, hidden_dim=8)),
+    "cae": lambda: AE(AEConfig(latent_dim=16, hidden_dim=8)),
     "vae": lambda: VAE(VAEConfig(latent_dim=4, channels=(4, 8))),
     "vae-2d": lambda: VAE(VAEConfig(latent_dim=2, channels=(4, 8))),
     "vae-mlp": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=16)),
@@ -78,7 +80,7 @@ def test_quick_json_has_every_model_and_baseline(quick):
     assert printed == returned
     assert list(printed) == [
         "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "linear-64",
-        "dae-16", "linear-16", "ae-on-noisy",
+        "dae-16", "linear-16", "ae-on-noisy", "ae-mlp", "cae",
         "vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
         "vqvae", "prior", "test-half", "classifier",
         # a saved model that is not shipped comes after the shipped ones
