@@ -93,7 +93,7 @@ def jacobian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 def contractive_penalty(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """||J_f(x)||_F^2, the squared Frobenius norm of the Jacobian of f at each
     input: (B,). With f the encoder, the penalty of the contractive
-    autoencoder (eq. 2 of Rifai et al. 2011); with f = d o e, the
+    autoencoder (Rifai et al. 2011); with f = d o e, the
     reconstruction's, which small Gaussian noise adds to a DAE's loss
     (Alain & Bengio 2014)."""
     return jacobian(f, x).flatten(1).pow(2).sum(1)
@@ -153,7 +153,7 @@ def cae_loss(
     generator: torch.Generator | None = None,
     lam: float = 1.0,
 ) -> Loss:
-    """The contractive autoencoder (Rifai et al. 2011, eq. 3): the
+    """The contractive autoencoder (Rifai et al. 2011): the
     reconstruction error plus lam times the squared Frobenius norm of the
     encoder's Jacobian, averaged over the batch:
     ||x - d(e(x))||^2 / P + lam ||J_e(x)||_F^2."""

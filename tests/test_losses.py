@@ -540,7 +540,7 @@ def test_fit_sets_the_warmup_progress_from_the_step():
 
 def test_contractive_penalty_of_a_sigmoid_layer_is_rifai_closed_form():
     """For h = sigmoid(W x + b), J = diag(h (1 - h)) W, so
-    ||J||_F^2 = sum_j (h_j (1 - h_j))^2 ||W_j||^2 (Rifai et al. 2011, eq. 5)."""
+    ||J||_F^2 = sum_j (h_j (1 - h_j))^2 ||W_j||^2 (Rifai et al. 2011)."""
     torch.manual_seed(0)
     layer = torch.nn.Linear(12, 5)
     x = torch.randn(7, 12)
