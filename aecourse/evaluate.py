@@ -28,7 +28,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +42,7 @@ from aecourse.data import ImageData, binarize, load
 from aecourse.losses import elbo, gaussian_kl
 from aecourse.models import AE, DAE, SAE, VAE, VQVAE, Classifier, Prior, gaussian_noise, mask_pixels
 from aecourse.models.pca import (
-    fit_linear_denoiser,
+    fit_linear_denoiser_ranks,
     linear_denoise,
     pca,
     pca_reconstruct,
@@ -51,7 +51,7 @@ from aecourse.models.pca import (
 from aecourse.pretrained import WEIGHTS_DIR, list_pretrained, load_card, load_pretrained, update_card
 from aecourse.train import default_device
 
-SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "vae", "vae-2d", "vae-mlp",
+SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "ae-mlp", "cae", "vae", "vae-2d", "vae-mlp",
            "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
            "vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3", "vae-gauss-1.0",
            "cvae-mlp-16", "vqvae", "prior", "classifier", "sae", "sae-l1")
@@ -157,11 +157,19 @@ def fit_linear_denoisers(x: Tensor, rank: int, device: torch.device | str = "cpu
                          seed: int = FIT_NOISE_SEED) -> dict[str, Callable[[Tensor], Tensor]]:
     """For each corruption of `corrupt_test`, the best linear denoiser of `rank` fitted (on
     the CPU) to (corrupted x, x) pairs, as a function of noisy images on `device`."""
-    denoisers = {}
+    return fit_linear_denoisers_ranks(x, (rank,), device, seed)[rank]
+
+
+def fit_linear_denoisers_ranks(x: Tensor, ranks: Sequence[int], device: torch.device | str = "cpu",
+                               seed: int = FIT_NOISE_SEED) -> dict[int, dict[str, Callable[[Tensor], Tensor]]]:
+    """`fit_linear_denoisers` for several ranks from one regression per corruption:
+    {rank: {kind: denoise}}."""
+    denoisers: dict[int, dict[str, Callable[[Tensor], Tensor]]] = {rank: {} for rank in ranks}
     for kind, x_noisy in corrupt_test(x.cpu(), seed).items():
-        # a, b, W_enc, W_dec, moved once to the device of the images
-        params = [p.to(device) for p in fit_linear_denoiser(x_noisy, x.cpu(), rank)]
-        denoisers[kind] = lambda images, params=params: linear_denoise(images, *params)
+        for rank, fit in fit_linear_denoiser_ranks(x_noisy, x.cpu(), ranks).items():
+            # a, b, W_enc, W_dec, moved once to the device of the images
+            params = [p.to(device) for p in fit]
+            denoisers[rank][kind] = lambda images, params=params: linear_denoise(images, *params)
     return denoisers
 
 

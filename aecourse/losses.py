@@ -9,11 +9,13 @@ runs every model with the same loop. ``batch`` is ``(x, y)`` for images and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import vjp, vmap
 
 from aecourse.data import binarize
 from aecourse.models import DAE, SAE, VAE, VQVAE, Classifier, Prior
@@ -106,6 +108,42 @@ def vae_inputs(
     return x
 
 
+def jacobian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """The Jacobian of a map f, batch in, batch out, at each of the B inputs x:
+    (B, *out, *in) for x (B, *in) and f(x) (B, *out).
+
+    f must treat the images of a batch independently (no batch norm in
+    training mode), so that each image's Jacobian is its own. Computed with
+    torch.func: one vector-Jacobian product per output unit, vectorised over
+    the units with vmap, each for the whole batch at once. Differentiable:
+    a loss built on it trains the parameters of f.
+    """
+    if not isinstance(x, Tensor) or x.ndim < 2 or not x.is_floating_point():
+        raise ValueError(
+            "x must be a floating-point batch (B, ...) of inputs, got "
+            + (f"shape {tuple(x.shape)}, dtype {x.dtype}"
+               if isinstance(x, Tensor) else type(x).__name__)
+        )
+
+    out, pullback = vjp(f, x)  # f(x): (B, *out)
+    k = out[0].numel()  # outputs per input
+    # the k unit cotangents, each for every input at once: (k, B, *out)
+    basis = torch.eye(k, dtype=out.dtype, device=out.device)
+    basis = basis.reshape(k, 1, *out.shape[1:])
+    basis = basis.expand(-1, len(x), *out.shape[1:])
+    (rows,) = vmap(pullback)(basis)  # row j of every Jacobian: (k, B, *in)
+    return rows.movedim(0, 1).reshape(*out.shape, *x.shape[1:])
+
+
+def contractive_penalty(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """||J_f(x)||_F^2, the squared Frobenius norm of the Jacobian of f at each
+    input: (B,). With f the encoder, the penalty of the contractive
+    autoencoder (Rifai et al. 2011); with f = d o e, the
+    reconstruction's, which small Gaussian noise adds to a DAE's loss
+    (Alain & Bengio 2014)."""
+    return jacobian(f, x).flatten(1).pow(2).sum(1)
+
+
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, diag sigma^2) || N(0, I)) in closed form, summed over
     dimensions: (B,).
@@ -175,6 +213,26 @@ def dae_loss(
     x_tilde = model.corrupt(x, generator)
     recon = mse(model(x_tilde).x_hat, x)  # ... but is scored against it
     return Loss(recon, {"recon": recon})
+
+
+def cae_loss(
+    model: AE,
+    batch: Batch,
+    generator: torch.Generator | None = None,
+    lam: float = 1.0,
+) -> Loss:
+    """The contractive autoencoder (Rifai et al. 2011): the
+    reconstruction error plus lam times the squared Frobenius norm of the
+    encoder's Jacobian, averaged over the batch:
+    ||x - d(e(x))||^2 / P + lam ||J_e(x)||_F^2."""
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    x = batch[0]
+    recon = mse(model(x).x_hat, x)
+    # (B,) one penalty per image: model.encoder, without encode's checks,
+    # which read values (torch.func cannot trace them)
+    jac = contractive_penalty(model.encoder, x).mean()
+    return Loss(recon + lam * jac, {"recon": recon, "jacobian": jac})
 
 
 def vae_loss(

@@ -54,6 +54,12 @@ class Recipe:
 
 # the small MLP VAE of the posterior-collapse models
 SMALL_MLP = VAEConfig(mlp=True, latent_dim=16, hidden_dim=128)
+# the contractive AE and its control (chapter 3): a small MLP, because the
+# penalty costs one backward pass per code unit
+MLP_AE = AEConfig(latent_dim=16, hidden_dim=128)
+# weight of ||J_e(x)||_F^2: the largest of 0.001, 0.01, 0.1 and 1 that cost
+# under 1 dB of test PSNR against lambda = 0 in a pilot (400 steps each)
+CAE_LAMBDA = 0.1
 
 RECIPES: dict[str, Recipe] = {
     "ae": Recipe(AE, AEConfig(latent_dim=16, channels=(32, 64, 128)), losses.ae_loss, epochs=60,
@@ -96,6 +102,10 @@ RECIPES: dict[str, Recipe] = {
     "prior": Recipe(Prior, PriorConfig(), losses.prior_loss, epochs=4,
                     codes_from="vqvae",
                     description="gated PixelCNN prior over the vqvae's code grids"),
+    "ae-mlp": Recipe(AE, MLP_AE, losses.ae_loss, epochs=8,
+                     description="MLP autoencoder (784-128-16, sigmoid code): the cae's control"),
+    "cae": Recipe(AE, MLP_AE, partial(losses.cae_loss, lam=CAE_LAMBDA), epochs=8,
+                  description="contractive autoencoder: ae-mlp's network, + lambda ||J_e(x)||_F^2"),
     "classifier": Recipe(Classifier, ClassifierConfig(), losses.classifier_loss, epochs=5,
                          description="small CNN classifier, the feature space of the Frechet distance"),
     # sparse autoencoders of the classifier's 128 penultimate features (chapter 2)

@@ -29,6 +29,8 @@ TINY = {  # every shipped name, as a small random model
     "ae-linear": lambda: AE(AEConfig(latent_dim=16, linear=True)),
     "dae": lambda: DAE(DAEConfig(latent_dim=64, channels=(4, 8))),
     "dae-16": lambda: DAE(DAEConfig(latent_dim=16, channels=(4, 8))),
+    "ae-mlp": lambda: AE(AEConfig(latent_dim=16, hidden_dim=8)),
+    "cae": lambda: AE(AEConfig(latent_dim=16, hidden_dim=8)),
     "vae": lambda: VAE(VAEConfig(latent_dim=4, channels=(4, 8))),
     "vae-2d": lambda: VAE(VAEConfig(latent_dim=2, channels=(4, 8))),
     "vae-mlp": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=16)),
@@ -88,7 +90,7 @@ def test_quick_json_has_every_model_and_baseline(quick):
     features_pca = f"features-pca-{round(printed['sae']['l0'])}"
     assert list(printed) == [
         "ae", "pca-16", "ae-2d", "pca-2", "ae-linear", "dae", "noisy-input", "pca-64", "linear-64",
-        "dae-16", "linear-16", "ae-on-noisy",
+        "dae-16", "linear-16", "ae-on-noisy", "ae-mlp", "cae",
         "vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
         *GAUSSIAN_VAES,
         "cvae-mlp-16", "vqvae", "prior", "test-half", "classifier", "sae", features_pca,
@@ -431,3 +433,18 @@ def test_sae_metrics_of_an_identity_dictionary(weights_dir):
     assert row["spliced_accuracy"] == pytest.approx(evaluate.accuracy(classifier, data))
     assert row["l0"] == pytest.approx(active.sum(1).double().mean().item())
     assert row["dead_fraction"] == pytest.approx((~active.any(0)).double().mean().item())
+
+
+def test_linear_denoisers_of_several_ranks_equal_the_separate_fits():
+    """One regression per corruption serves every rank: the same denoisers, kind by kind,
+    as fitting each rank on its own."""
+    x = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(0)) ** 3
+    shared = evaluate.fit_linear_denoisers_ranks(x, (5, 2))
+    probe = torch.rand(7, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    for rank in (5, 2):
+        alone = evaluate.fit_linear_denoisers(x, rank)
+        assert set(shared[rank]) == set(alone) == {"gauss0.5", "mask0.5"}
+        for kind, denoise in alone.items():
+            assert torch.allclose(shared[rank][kind](probe), denoise(probe), atol=1e-6)
+    # different ranks are different maps
+    assert not torch.allclose(shared[5]["gauss0.5"](probe), shared[2]["gauss0.5"](probe))

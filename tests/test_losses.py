@@ -623,3 +623,92 @@ def test_gaussian_vae_gradient_is_mse_plus_kl_with_beta_two_sigma_squared(sigma_
     g_beta1 = _grads(model, mse_kl("sum", beta=1.0))
     cosine = torch.nn.functional.cosine_similarity(g_beta1, g_elbo, dim=0)
     assert cosine < 0.999
+
+
+# ---------------------------------------------------------------- the contractive penalty
+
+
+def test_contractive_penalty_of_a_sigmoid_layer_is_rifai_closed_form():
+    """For h = sigmoid(W x + b), J = diag(h (1 - h)) W, so
+    ||J||_F^2 = sum_j (h_j (1 - h_j))^2 ||W_j||^2 (Rifai et al. 2011)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(12, 5)
+    x = torch.randn(7, 12)
+
+    def encoder(images):
+        return torch.sigmoid(layer(images))
+
+    h = encoder(x)  # (7, 5)
+    closed = ((h * (1 - h)).pow(2) * layer.weight.pow(2).sum(1)).sum(1)
+    assert torch.allclose(losses.contractive_penalty(encoder, x), closed, rtol=1e-5)
+    # the Jacobian itself, image by image: diag(h (1 - h)) W
+    jac = losses.jacobian(encoder, x)  # (7, 5, 12)
+    assert jac.shape == (7, 5, 12)
+    assert torch.allclose(jac, (h * (1 - h))[:, :, None] * layer.weight, atol=1e-6)
+
+
+def test_jacobian_of_an_image_encoder_matches_finite_differences():
+    """Central differences of the MLP encoder of the cae, pixel by pixel, in float64;
+    each image's Jacobian is its own (the batch does not mix)."""
+    torch.manual_seed(1)
+    model = AE(AEConfig(latent_dim=3, hidden_dim=8, image_size=4)).double()
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    jac = losses.jacobian(model.encoder, x)  # (2, 3, 1, 4, 4)
+    assert jac.shape == (2, 3, 1, 4, 4)
+    step = 1e-6
+    numeric = torch.zeros_like(jac)
+    for i in range(16):
+        e = torch.zeros(16, dtype=torch.float64)
+        e[i] = step
+        e = e.reshape(1, 1, 4, 4)
+        with torch.no_grad():
+            diff = (model.encoder(x + e) - model.encoder(x - e)) / (2 * step)
+        numeric.flatten(2)[:, :, i] = diff
+    assert torch.allclose(jac, numeric, atol=1e-8)
+    # one image alone has the same Jacobian as in the batch
+    assert torch.allclose(losses.jacobian(model.encoder, x[1:]), jac[1:])
+
+
+def test_cae_loss_is_recon_plus_lam_times_the_penalty_and_trains_the_encoder():
+    torch.manual_seed(2)
+    model = AE(AEConfig(latent_dim=4, hidden_dim=16))
+    x = torch.rand(6, 1, 28, 28)
+    plain = ae_loss(model, (x,)).total
+    loss = losses.cae_loss(model, (x,), None, lam=0.5)
+    penalty = losses.contractive_penalty(model.encoder, x).mean()
+    assert torch.allclose(loss.terms["recon"], plain)
+    assert torch.allclose(loss.terms["jacobian"], penalty)
+    assert torch.allclose(loss.total, plain + 0.5 * penalty)
+    # the penalty's gradient reaches the encoder (through the Jacobian): the
+    # gradient of lam * penalty equals the difference of the two losses'
+    (with_penalty,) = torch.autograd.grad(loss.total, model.encoder[1].weight)
+    (without,) = torch.autograd.grad(plain, model.encoder[1].weight)
+    (of_penalty,) = torch.autograd.grad(penalty, model.encoder[1].weight)
+    assert of_penalty.abs().sum() > 0
+    assert torch.allclose(with_penalty - without, 0.5 * of_penalty, atol=1e-6)
+    # lam = 0 is the plain autoencoder
+    assert torch.allclose(losses.cae_loss(model, (x,), lam=0.0).total, plain)
+
+
+def test_a_few_steps_of_the_cae_lower_its_penalty_below_the_plain_ae(fashion):
+    """The same network and steps with and without the penalty: the contractive
+    one ends with a smaller ||J_e||_F^2 on the batch."""
+    penalties = {}
+    for lam in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = AE(AEConfig(latent_dim=8, hidden_dim=32))
+        loss_fn = functools.partial(losses.cae_loss, lam=lam)
+        first, last = train_steps(model, loss_fn, fashion)
+        assert last < first, (lam, first, last)
+        penalties[lam] = losses.contractive_penalty(model.encoder, fashion[0]).mean().item()
+    assert penalties[1.0] < 0.5 * penalties[0.0], penalties
+
+
+def test_contractive_penalty_rejects_bad_input():
+    model = AE(AEConfig(latent_dim=4, hidden_dim=8))
+    with pytest.raises(ValueError, match="floating-point batch"):
+        losses.jacobian(model.encoder, torch.zeros(1, 28, 28, dtype=torch.long))
+    with pytest.raises(ValueError, match="floating-point batch"):
+        losses.contractive_penalty(model.encoder, [0.0, 1.0])
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        losses.cae_loss(model, (torch.rand(2, 1, 28, 28),), lam=-1.0)

@@ -61,6 +61,8 @@ AE_CONFIGS = [
     dict(latent_dim=16, in_channels=3, image_size=32),
     dict(latent_dim=4, in_channels=3, image_size=32, linear=True),
     dict(latent_dim=4, channels=(8, 16, 16)),  # with a 3x3 refining layer
+    dict(latent_dim=16, hidden_dim=32),  # the MLP of the cae
+    dict(latent_dim=4, hidden_dim=8, in_channels=3, image_size=32),
 ]
 
 
@@ -876,3 +878,13 @@ def test_prior_rejects_bad_indices():
 def test_invalid_configs_raise(build):
     with pytest.raises(ValueError):
         build()
+
+
+def test_mlp_ae_has_a_sigmoid_code_and_rejects_two_kinds():
+    model = AE(AEConfig(latent_dim=5, hidden_dim=8)).eval()
+    z = model.encode(torch.rand(3, 1, 28, 28))
+    assert z.shape == (3, 5) and ((z > 0) & (z < 1)).all()
+    with pytest.raises(ValueError, match="not both"):
+        AE(AEConfig(latent_dim=5, hidden_dim=8, linear=True))
+    with pytest.raises(ValueError, match="hidden_dim"):
+        AE(AEConfig(latent_dim=5, hidden_dim=-1))

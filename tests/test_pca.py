@@ -13,6 +13,7 @@ from aecourse.losses import ae_loss
 from aecourse.models import AE, AEConfig
 from aecourse.models.pca import (
     fit_linear_denoiser,
+    fit_linear_denoiser_ranks,
     linear_denoise,
     pca,
     pca_reconstruct,
@@ -278,9 +279,34 @@ def test_linear_denoiser_beats_other_linear_maps_of_its_rank(rank):
     assert full[2].shape == (P, P) and w_enc.shape == (P, rank) and w_dec.shape == (rank, P)
 
 
+def test_linear_denoiser_ranks_share_one_regression():
+    """Several ranks from one fit: each output equals the rank-r reduced-rank regression
+    computed independently, with lstsq and the SVD of the (N, P) fitted values (the
+    prediction projected onto their top r right singular vectors), and the one-rank fit."""
+    x_noisy, x = noisy_pairs(seed=4)
+    ranks = (8, 1, 3)
+    fits = fit_linear_denoiser_ranks(x_noisy, x, ranks)
+    assert list(fits) == list(ranks)
+    design = torch.cat([x_noisy.reshape(len(x), -1), torch.ones(len(x), 1)], dim=1).double()
+    fitted = design @ torch.linalg.lstsq(design, x.reshape(len(x), -1).double()).solution
+    clean_mean = x.reshape(len(x), -1).double().mean(0)
+    _, _, vh = torch.linalg.svd(fitted - clean_mean, full_matrices=False)
+    for rank, params in fits.items():
+        projected = (fitted - clean_mean) @ vh[:rank].T @ vh[:rank] + clean_mean
+        reference = projected.float().reshape(x.shape)
+        assert torch.allclose(linear_denoise(x_noisy, *params), reference, atol=1e-4), rank
+        alone = fit_linear_denoiser(x_noisy, x, rank)
+        for shared, single in zip(params, alone):
+            assert torch.equal(shared, single), rank
+
+
 def test_linear_denoiser_rejects_bad_input():
     x_noisy, x = noisy_pairs()
     with pytest.raises(ValueError, match="rank"):
         fit_linear_denoiser(x_noisy, x, rank=0)
     with pytest.raises(ValueError, match="one shape"):
         fit_linear_denoiser(x_noisy[:10], x, rank=2)
+    with pytest.raises(ValueError, match="ranks"):
+        fit_linear_denoiser_ranks(x_noisy, x, ())
+    with pytest.raises(ValueError, match="ranks"):
+        fit_linear_denoiser_ranks(x_noisy, x, (2, P + 1))

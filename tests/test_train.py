@@ -286,6 +286,8 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     "ae-linear": ("AE", {"latent_dim": 16, "linear": True}),
     "dae": ("DAE", {"latent_dim": 64}),
     "dae-16": ("DAE", {"latent_dim": 16}),
+    "ae-mlp": ("AE", {"latent_dim": 16, "hidden_dim": 128}),
+    "cae": ("AE", {"latent_dim": 16, "hidden_dim": 128}),
     "vae": ("VAE", {"latent_dim": 16, "mlp": False}),
     "vae-2d": ("VAE", {"latent_dim": 2}),
     "vae-mlp": ("VAE", {"latent_dim": 20, "mlp": True, "hidden_dim": 400}),

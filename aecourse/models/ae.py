@@ -20,6 +20,9 @@ class AEConfig:
     channels: tuple[int, ...] = (32, 64)
     # one linear map each way, no nonlinearity: the PCA comparison
     linear: bool = False
+    # > 0: an MLP instead, one hidden layer of this width each way and a
+    # sigmoid code in (0, 1) (the contractive AE of chapter 3 and its control)
+    hidden_dim: int = 0
 
 
 @dataclass
@@ -29,8 +32,8 @@ class AEOutput:
 
 
 class AE(nn.Module):
-    """A deterministic autoencoder, convolutional or
-    (``linear=True``) linear."""
+    """A deterministic autoencoder: convolutional, (``linear=True``) linear or
+    (``hidden_dim > 0``) a one-hidden-layer MLP."""
 
     config_class = AEConfig
 
@@ -42,7 +45,31 @@ class AE(nn.Module):
             raise ValueError(
                 f"latent_dim must be positive, got {config.latent_dim}"
             )
-        if config.linear:
+        if config.linear and config.hidden_dim:
+            raise ValueError("choose linear=True or hidden_dim > 0, not both")
+        if config.hidden_dim < 0:
+            raise ValueError(
+                f"hidden_dim must be >= 0, got {config.hidden_dim}"
+            )
+        if config.hidden_dim:
+            pixels, h = c * s * s, config.hidden_dim
+            self.encoder = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(pixels, h),
+                nn.SiLU(),
+                nn.Linear(h, config.latent_dim),
+                # a bounded code, like Rifai et al.'s (2011) encoder: a
+                # saturated unit is flat, the cheap way to contract
+                nn.Sigmoid(),
+            )
+            self.decoder = nn.Sequential(
+                nn.Linear(config.latent_dim, h),
+                nn.SiLU(),
+                nn.Linear(h, pixels),
+                nn.Sigmoid(),
+                nn.Unflatten(1, (c, s, s)),
+            )
+        elif config.linear:
             pixels = c * s * s
             self.encoder = nn.Sequential(
                 nn.Flatten(),

@@ -9,6 +9,7 @@ reduced-rank regression (`fit_linear_denoiser`), the linear baseline of chapter 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -59,10 +60,23 @@ def fit_linear_denoiser(x_noisy: Tensor, x: Tensor, rank: int) -> tuple[Tensor, 
     W_enc (P, rank) and W_dec (rank, P), where P = C * H * W; `linear_denoise` applies them.
     A linear autoencoder trained as a DAE on these pairs can at best reach this optimum.
     """
-    if x_noisy.shape != x.shape or not 1 <= rank <= x[0].numel():
+    return fit_linear_denoiser_ranks(x_noisy, x, (rank,))[rank]
+
+
+def fit_linear_denoiser_ranks(
+    x_noisy: Tensor, x: Tensor, ranks: Sequence[int]
+) -> dict[int, tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """`fit_linear_denoiser` for several ranks at once: {rank: (a, b, W_enc, W_dec)}.
+
+    The least-squares fit and the principal directions of its fitted values do not depend
+    on the rank, which only decides how many directions are kept; so one regression serves
+    every rank, at the cost of one.
+    """
+    P = x[0].numel() if x.ndim else 0
+    if x_noisy.shape != x.shape or not ranks or not all(1 <= r <= P for r in ranks):
         raise ValueError(
-            f"need x_noisy and x of one shape and 1 <= rank <= {x[0].numel()}, "
-            f"got {tuple(x_noisy.shape)}, {tuple(x.shape)}, rank {rank}"
+            f"need x_noisy and x of one shape and ranks in [1, {P}], "
+            f"got {tuple(x_noisy.shape)}, {tuple(x.shape)}, ranks {tuple(ranks)}"
         )
     noisy, clean = x_noisy.reshape(len(x), -1).double(), x.reshape(len(x), -1).double()
     a, b = noisy.mean(0), clean.mean(0)  # (P,), (P,)
@@ -71,12 +85,15 @@ def fit_linear_denoiser(x_noisy: Tensor, x: Tensor, rank: int) -> tuple[Tensor, 
     # least squares, with a ridge of 1e-6 of the mean variance for pixels that never vary
     ridge = 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
     coefficients = torch.linalg.solve(gram + ridge, noisy.T @ clean)  # (P, P)
-    fitted = noisy @ coefficients  # (N, P)
-    # top principal directions of the fitted values, from their (P, P) scatter matrix
-    _, vectors = torch.linalg.eigh(fitted.T @ fitted)  # ascending eigenvalues
-    directions = vectors[:, -rank:].flip(1)  # (P, rank), largest first
-    w_enc, w_dec = coefficients @ directions, directions.T
-    return a.float(), b.float(), w_enc.float(), w_dec.float().contiguous()
+    # top principal directions of the fitted values noisy @ coefficients, from their
+    # (P, P) scatter matrix, without forming the (N, P) fitted values
+    _, vectors = torch.linalg.eigh(coefficients.T @ gram @ coefficients)  # ascending
+    fits = {}
+    for rank in ranks:
+        directions = vectors[:, -rank:].flip(1)  # (P, rank), largest first
+        w_enc, w_dec = coefficients @ directions, directions.T
+        fits[rank] = (a.float(), b.float(), w_enc.float(), w_dec.float().contiguous())
+    return fits
 
 
 def linear_denoise(x_noisy: Tensor, a: Tensor, b: Tensor, w_enc: Tensor, w_dec: Tensor) -> Tensor:
