@@ -323,6 +323,8 @@ register(
 register(
     "ex-vae-sigma-fit",
     Answer("best_sigma", best_sigma_reference, _test_best_sigma),
+)
+register(
     "ex-vae-cvae-classes",
     Answer("class_agreement", class_agreement_reference, _test_class_agreement),
 )
