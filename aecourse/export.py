@@ -64,9 +64,10 @@ EXPLORERS = {
     "vqvae-codes": Explorer("codes", "vqvae", {"images": (0, 1, 2, 8, 13)}),
     # chapter 3: the DAE on 16 test images with noise drawn in the browser
     "dae-noise": Explorer("noise", "dae", {"images": 16}),
-    # chapter 4: the conditional VAE, a chosen class and 8 latent units,
+    # chapter 4: the conditional VAE trained at beta = 4 (its label steers the
+    # samples more than cvae-mlp-16's), a chosen class and 8 latent units,
     # from the draw z ~ N(0, I) of a generator seeded with `seed`
-    "cvae-class": Explorer("class", "cvae-mlp-16", {"units": 8, "limit": 3, "seed": 0}),
+    "cvae-class": Explorer("class", "cvae-mlp-16-beta4", {"units": 8, "limit": 3, "seed": 0}),
 }
 
 

@@ -97,6 +97,8 @@ RECIPES: dict[str, Recipe] = {
     # conditional generation (chapter 4): vae-mlp-16 with the class label y
     "cvae-mlp-16": Recipe(VAE, replace(SMALL_MLP, num_classes=10), losses.vae_loss, epochs=10,
                           description="small conditional MLP VAE (784-128-16), given the class"),
+    "cvae-mlp-16-beta4": Recipe(VAE, replace(SMALL_MLP, num_classes=10), partial(losses.vae_loss, beta=4.0),
+                                epochs=10, description="cvae-mlp-16 trained with beta = 4"),
     "vqvae": Recipe(VQVAE, VQVAEConfig(), losses.vqvae_loss, epochs=8,
                     description="VQ-VAE, 7x7 grid of codes from a 512-code codebook"),
     "prior": Recipe(Prior, PriorConfig(), losses.prior_loss, epochs=4,

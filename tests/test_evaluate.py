@@ -41,6 +41,7 @@ TINY = {  # every shipped name, as a small random model
     **{f"vae-gauss-{s}": functools.partial(VAE, VAEConfig(mlp=True, latent_dim=4, hidden_dim=8, sigma_dec=s))
        for s in (0.03, 0.1, 0.3, 1.0)},
     "cvae-mlp-16": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8, num_classes=10)),
+    "cvae-mlp-16-beta4": lambda: VAE(VAEConfig(mlp=True, latent_dim=4, hidden_dim=8, num_classes=10)),
     "vqvae": lambda: VQVAE(VQVAEConfig(channels=(4, 8), num_res_blocks=0, embedding_dim=4, codebook_size=8)),
     "prior": lambda: Prior(PriorConfig(codebook_size=8, grid=7, channels=4, num_layers=1)),
     "classifier": lambda: Classifier(ClassifierConfig(channels=(4, 8), feature_dim=8)),
@@ -49,7 +50,7 @@ TINY = {  # every shipped name, as a small random model
 
 
 VAES = ("vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
-        "cvae-mlp-16")
+        "cvae-mlp-16", "cvae-mlp-16-beta4")
 GAUSSIAN_VAES = ("vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3", "vae-gauss-1.0")  # Gaussian decoders
 
 
@@ -93,7 +94,7 @@ def test_quick_json_has_every_model_and_baseline(quick):
         "dae-16", "linear-16", "ae-on-noisy", "ae-mlp", "cae",
         "vae", "vae-2d", "vae-mlp", "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
         *GAUSSIAN_VAES,
-        "cvae-mlp-16", "vqvae", "prior", "test-half", "classifier", "sae", features_pca,
+        "cvae-mlp-16", "cvae-mlp-16-beta4", "vqvae", "prior", "test-half", "classifier", "sae", features_pca,
         # a saved model that is not shipped comes after the shipped ones
         "ae-8", "pca-8",
     ]

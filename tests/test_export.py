@@ -174,8 +174,9 @@ def test_exported_conditional_decoder_matches_pytorch_for_every_class(tmp_path):
 
 
 def test_class_explorer_starts_at_the_widgets_first_draw(test_images):
-    model = load_pretrained("cvae-mlp-16")
-    spec = export.explorer_data(export.EXPLORERS["cvae-class"], model, test_images)
+    explorer = export.EXPLORERS["cvae-class"]
+    model = load_pretrained(explorer.model)
+    spec = export.explorer_data(explorer, model, test_images)
     k, n = model.config.latent_dim, model.config.num_classes
     first = torch.randn(k, generator=torch.Generator().manual_seed(0))  # class_explorer's
     assert torch.allclose(torch.tensor(spec["z0"]), first, atol=0.006)

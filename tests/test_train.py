@@ -298,6 +298,7 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     **{f"vae-gauss-{s}": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128, "sigma_dec": s})
        for s in (0.03, 0.1, 0.3, 1.0)},
     "cvae-mlp-16": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128, "num_classes": 10}),
+    "cvae-mlp-16-beta4": ("VAE", {"latent_dim": 16, "mlp": True, "hidden_dim": 128, "num_classes": 10}),
     "vqvae": ("VQVAE", {}),
     "prior": ("Prior", {}),
     "classifier": ("Classifier", {}),
