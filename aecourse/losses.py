@@ -126,6 +126,11 @@ def jacobian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
         )
 
     out, pullback = vjp(f, x)  # f(x): (B, *out)
+    if out.ndim < 1 or len(out) != len(x):
+        raise ValueError(
+            f"f must map a batch of {len(x)} inputs to a batch of {len(x)} "
+            f"outputs, got shape {tuple(out.shape)}"
+        )
     k = out[0].numel()  # outputs per input
     # the k unit cotangents, each for every input at once: (k, B, *out)
     basis = torch.eye(k, dtype=out.dtype, device=out.device)
@@ -225,7 +230,7 @@ def cae_loss(
     reconstruction error plus lam times the squared Frobenius norm of the
     encoder's Jacobian, averaged over the batch:
     ||x - d(e(x))||^2 / P + lam ||J_e(x)||_F^2."""
-    if lam < 0:
+    if not lam >= 0:  # also rejects NaN
         raise ValueError(f"lam must be >= 0, got {lam}")
     x = batch[0]
     recon = mse(model(x).x_hat, x)

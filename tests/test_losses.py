@@ -629,8 +629,8 @@ def test_gaussian_vae_gradient_is_mse_plus_kl_with_beta_two_sigma_squared(sigma_
 
 
 def test_contractive_penalty_of_a_sigmoid_layer_is_rifai_closed_form():
-    """For h = sigmoid(W x + b), J = diag(h (1 - h)) W, so
-    ||J||_F^2 = sum_j (h_j (1 - h_j))^2 ||W_j||^2 (Rifai et al. 2011)."""
+    """For z = sigmoid(W x + c), J = diag(z (1 - z)) W, so
+    ||J||_F^2 = sum_j (z_j (1 - z_j))^2 ||W_j||^2 (Rifai et al. 2011)."""
     torch.manual_seed(0)
     layer = torch.nn.Linear(12, 5)
     x = torch.randn(7, 12)
@@ -712,3 +712,11 @@ def test_contractive_penalty_rejects_bad_input():
         losses.contractive_penalty(model.encoder, [0.0, 1.0])
     with pytest.raises(ValueError, match="lam must be >= 0"):
         losses.cae_loss(model, (torch.rand(2, 1, 28, 28),), lam=-1.0)
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        losses.cae_loss(model, (torch.rand(2, 1, 28, 28),), lam=float("nan"))
+    # f must keep the batch: one output per input
+    x = torch.rand(3, 1, 28, 28)
+    with pytest.raises(ValueError, match="batch of 3 outputs"):
+        losses.jacobian(lambda v: model.encoder(v).sum(0), x)  # (4,)
+    with pytest.raises(ValueError, match="batch of 3 outputs"):
+        losses.jacobian(lambda v: model.encoder(v).sum(), x)  # ()

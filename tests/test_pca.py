@@ -310,3 +310,6 @@ def test_linear_denoiser_rejects_bad_input():
         fit_linear_denoiser_ranks(x_noisy, x, ())
     with pytest.raises(ValueError, match="ranks"):
         fit_linear_denoiser_ranks(x_noisy, x, (2, P + 1))
+    # an empty batch: the same clear error, not an IndexError
+    with pytest.raises(ValueError, match="N >= 1"):
+        fit_linear_denoiser_ranks(x_noisy[:0], x[:0], (2,))

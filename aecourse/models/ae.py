@@ -58,8 +58,7 @@ class AE(nn.Module):
                 nn.Linear(pixels, h),
                 nn.SiLU(),
                 nn.Linear(h, config.latent_dim),
-                # a bounded code, like Rifai et al.'s (2011) encoder: a
-                # saturated unit is flat, the cheap way to contract
+                # a bounded code in (0, 1), like Rifai et al.'s (2011) encoder
                 nn.Sigmoid(),
             )
             self.decoder = nn.Sequential(

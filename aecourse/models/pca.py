@@ -72,10 +72,16 @@ def fit_linear_denoiser_ranks(
     on the rank, which only decides how many directions are kept; so one regression serves
     every rank, at the cost of one.
     """
-    P = x[0].numel() if x.ndim else 0
-    if x_noisy.shape != x.shape or not ranks or not all(1 <= r <= P for r in ranks):
+    # an empty batch gives the error below, not an IndexError
+    P = math.prod(x.shape[1:]) if x.ndim else 0
+    if (
+        x_noisy.shape != x.shape
+        or not ranks
+        or not all(1 <= r <= P for r in ranks)
+        or len(x) == 0
+    ):
         raise ValueError(
-            f"need x_noisy and x of one shape and ranks in [1, {P}], "
+            f"need x_noisy and x of one shape (N, ...) with N >= 1 and ranks in [1, {P}], "
             f"got {tuple(x_noisy.shape)}, {tuple(x.shape)}, ranks {tuple(ranks)}"
         )
     noisy, clean = x_noisy.reshape(len(x), -1).double(), x.reshape(len(x), -1).double()
