@@ -36,13 +36,20 @@ class SAEOutput:
 
 
 def top_k_code(pre: Tensor, t: int) -> Tensor:
-    """Keep the t largest entries of each row of pre (B, F), zero the rest, then apply a
-    ReLU (Gao et al. 2024): at most t nonzeros per row, exactly t where the t-th
-    largest entry is positive. Gradients flow to the kept entries only."""
+    """Keep the t largest entries of each row of pre (B, F), zero the rest,
+    then apply a ReLU (Gao et al. 2024): at most t nonzeros per row, exactly
+    t where the t-th largest entry is positive. Gradients flow to the kept
+    entries only."""
     if pre.ndim != 2:
-        raise ValueError(f"expected pre-activations of shape (B, F), got {tuple(pre.shape)}")
-    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= pre.shape[1]:
-        raise ValueError(f"t must be an integer in [1, {pre.shape[1]}] (the code width), got {t!r}")
+        raise ValueError(
+            f"expected pre-activations of shape (B, F), got {tuple(pre.shape)}"
+        )
+    width = pre.shape[1]
+    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= width:
+        raise ValueError(
+            f"t must be an integer in [1, {width}] (the code width), "
+            f"got {t!r}"
+        )
     values, indices = pre.topk(t, dim=1)  # (B, t) each
     return torch.zeros_like(pre).scatter(1, indices, F.relu(values))
 
