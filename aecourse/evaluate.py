@@ -120,8 +120,8 @@ def reconstruct(model: nn.Module, x: Tensor, batch_size: int = BATCH, y: Tensor 
     a VAE's mean sigmoid(decode(mu)), a VQ-VAE's decoded codes; y (N,): the labels of a
     conditional VAE."""
     device = _device(model)
-    ys = [None] * len(x.split(batch_size)) if y is None else y.split(batch_size)
-    return torch.cat([model.reconstruct(xb.to(device), **_given(yb)) for xb, yb in zip(x.split(batch_size), ys)])
+    batches = metrics.split_labelled(x, y, batch_size)
+    return torch.cat([model.reconstruct(xb.to(device), **_given(yb)) for xb, yb in batches])
 
 
 def reconstruction_psnr(model: nn.Module, x: Tensor, y: Tensor | None = None) -> float:
@@ -200,8 +200,7 @@ def likelihood_metrics(vae: VAE, x_binary: Tensor, k: int = 1000, seed: int = SA
     generator = torch.Generator().manual_seed(seed)  # CPU draws: the same on every device
     pairs = 50_000 if device.type == "cuda" else 2_000  # (sample, image) pairs per decoder pass
     nll = metrics.iw_nll(vae, x_binary, k=k, batch_size=pairs, generator=generator, y=y)
-    ys = [None] * len(x_binary.split(BATCH)) if y is None else y.split(BATCH)
-    outs = [vae(xb, generator, **_given(yb)) for xb, yb in zip(x_binary.split(BATCH), ys)]
+    outs = [vae(xb, generator, **_given(yb)) for xb, yb in metrics.split_labelled(x_binary, y, BATCH)]
     neg_elbo = torch.cat([-elbo(out, xb) for out, xb in zip(outs, x_binary.split(BATCH))])
     kl = torch.cat([gaussian_kl(out.mu, out.logvar) for out in outs])
     return {"nll_nats": nll.mean().item(), "neg_elbo_nats": neg_elbo.mean().item(),

@@ -91,8 +91,7 @@ def iw_nll(
     if y is not None and y.shape != x.shape[:1]:
         raise ValueError(f"expected labels y of shape ({len(x)},), one per image, got {tuple(y.shape)}")
     try:
-        xs = x.split(batch_size)
-        ys = [None] * len(xs) if y is None else y.split(batch_size)
+        xs, ys = zip(*split_labelled(x, y, batch_size))
         if posterior is None:
             chunks = [_iw_nll_chunk(model, xc, k, batch_size, generator, y=yc) for xc, yc in zip(xs, ys)]
         else:
@@ -102,6 +101,15 @@ def iw_nll(
     finally:
         model.train(was_training)
     return torch.cat(chunks)
+
+
+def split_labelled(
+    x: Tensor, y: Tensor | None, batch_size: int
+) -> list[tuple[Tensor, Tensor | None]]:
+    """Images x (N, ...) in batches, each with its labels from y (N,), or
+    with None when there are no labels (an unconditional model)."""
+    xs = x.split(batch_size)
+    return list(zip(xs, [None] * len(xs) if y is None else y.split(batch_size)))
 
 
 def _check_bernoulli(model: nn.Module, what: str) -> None:
