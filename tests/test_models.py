@@ -649,8 +649,10 @@ def test_prior_sample_is_reproducible_and_follows_the_model():
     assert (cold == greedy).all()
 
 
-def test_prior_sampling_on_the_rows_drawn_so_far_matches_the_full_grid():
-    """`sample` feeds only rows 0..i: their logits equal the full grid's, and so do the draws."""
+def test_prior_sample_matches_the_plain_sampler():
+    """No output looks down: the logits of rows 0..i alone equal the full grid's. `sample`
+    runs the vertical stack once per row and the horizontal stack on one row: its draws
+    equal those of the plain sampler, which reruns the whole grid for every cell."""
     torch.manual_seed(0)
     model = Prior(PriorConfig(codebook_size=6, grid=5, channels=8, num_layers=3)).eval()
     indices = torch.randint(0, 6, (3, 5, 5))

@@ -84,13 +84,16 @@ def fit_linear_denoiser_ranks(
             f"need x_noisy and x of one shape (N, ...) with N >= 1 and ranks in [1, {P}], "
             f"got {tuple(x_noisy.shape)}, {tuple(x.shape)}, ranks {tuple(ranks)}"
         )
-    noisy, clean = x_noisy.reshape(len(x), -1).double(), x.reshape(len(x), -1).double()
+    noisy, clean = x_noisy.reshape(len(x), -1).float(), x.reshape(len(x), -1).float()
     a, b = noisy.mean(0), clean.mean(0)  # (P,), (P,)
     noisy, clean = noisy - a, clean - b
-    gram = noisy.T @ noisy  # (P, P)
+    # the two (P, P) products of the centred data in one float32 matmul (the bulk of the
+    # time); the solve and the eigendecomposition in float64
+    products = (noisy.T @ torch.cat([noisy, clean], dim=1)).double()  # (P, 2P)
+    gram, cross = products.split(len(products), dim=1)  # noisy.T noisy, noisy.T clean
     # least squares, with a ridge of 1e-6 of the mean variance for pixels that never vary
     ridge = 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-    coefficients = torch.linalg.solve(gram + ridge, noisy.T @ clean)  # (P, P)
+    coefficients = torch.linalg.solve(gram + ridge, cross)  # (P, P)
     # top principal directions of the fitted values noisy @ coefficients, from their
     # (P, P) scatter matrix, without forming the (N, P) fitted values
     _, vectors = torch.linalg.eigh(coefficients.T @ gram @ coefficients)  # ascending

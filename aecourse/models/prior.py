@@ -81,12 +81,16 @@ class GatedLayer(nn.Module):
     def forward(self, v: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         # (B, 2C, g, g); at row i it depends on rows < i only
         v_feat = self.v_conv(v)
-        # the cells to the left, plus the rows above
+        return self.gate(v_feat), self.horizontal(h, v_feat)
+
+    def horizontal(self, h: Tensor, v_feat: Tensor) -> Tensor:
+        """The horizontal stack's new h: the cells to the left, plus the rows above
+        (v_feat, the vertical stack's features of the same rows)."""
         h_feat = self.h_conv(h) + self.v_to_h(v_feat)
         h_new = self.h_out(self.gate(h_feat))
         if not self.first:
             h_new = h_new + h  # residual connection on the horizontal stack
-        return self.gate(v_feat), h_new
+        return h_new
 
 
 class Prior(nn.Module):
@@ -144,8 +148,7 @@ class Prior(nn.Module):
         (B, rows, g), any rows <= g.
 
         No output looks down, so the features of rows 0..i are the same whether
-        or not the rows below are present: `sample` feeds only the rows drawn
-        so far."""
+        or not the rows below are present."""
         x = self.embed(indices).permute(0, 3, 1, 2)  # (B, C, rows, g)
         v, h = x, x
         for layer in self.layers:
@@ -168,8 +171,11 @@ class Prior(nn.Module):
     ) -> Tensor:
         """n code grids (n, g, g) drawn cell by cell in raster order.
 
-        Cell (i, j) needs the features of rows 0..i only; the head runs on that
-        one cell."""
+        The vertical stack at row i sees rows < i only: it runs once per row,
+        on the rows drawn so far. The horizontal stack then runs on row i alone,
+        cells 0..j, for each cell (i, j); the head on that one cell. The draws
+        are those of the plain sampler, which reruns the whole network on the
+        whole grid for every cell, g * g times more work."""
         if n <= 0 or temperature <= 0:
             raise ValueError(
                 "need n > 0 and temperature > 0, "
@@ -179,10 +185,19 @@ class Prior(nn.Module):
         device = self.embed.weight.device
         indices = torch.zeros((n, g, g), dtype=torch.long, device=device)
         for i in range(g):
+            # each layer's vertical features of row i, (n, 2C, 1, g)
+            v = self.embed(indices[:, : i + 1]).permute(0, 3, 1, 2)
+            v_row = []
+            for layer in self.layers:
+                v_feat = layer.v_conv(v)
+                v_row.append(v_feat[:, :, i:])
+                v = layer.gate(v_feat)
             for j in range(g):
-                features = self._features(indices[:, : i + 1])
-                h = features[:, :, i : i + 1, j : j + 1]  # (n, C, 1, 1)
-                logits = self.head(h)[:, :, 0, 0] / temperature  # (n, K)
+                # row i up to cell j: (n, C, 1, j + 1)
+                h = self.embed(indices[:, i : i + 1, : j + 1]).permute(0, 3, 1, 2)
+                for layer, v_feat in zip(self.layers, v_row):
+                    h = layer.horizontal(h, v_feat[..., : j + 1])
+                logits = self.head(h[..., j:])[:, :, 0, 0] / temperature  # (n, K)
                 probs = torch.softmax(logits.float(), dim=1)
                 indices[:, i, j] = sampling.categorical(probs, generator)
         return indices
