@@ -1,12 +1,12 @@
 """The pilot that picks the contractive autoencoder's lambda, on held-out training images.
 
-Trains the cae recipe's network (`recipes.MLP_AE`) for one epoch on the first 55,000
+Trains the cae recipe's network (`recipes.MLP_AE`) for a few epochs on the first 55,000
 training images with each candidate lambda, scores the reconstructions of the last 5,000
 (never seen in training, and not the test set) and prints the PSNR and the encoder's
 mean ||J_e(x)||_F^2 per lambda. It picks the largest lambda that costs under 1 dB of
 validation PSNR against lambda = 0: `recipes.CAE_LAMBDA`.
 
-    python scripts/cae_lambda_pilot.py [--lambdas 0.001,0.01,0.1,1] [--device cpu]
+    python scripts/cae_lambda_pilot.py [--epochs 1] [--lambdas 0.001,0.01,0.1,1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 from functools import partial
 
 from aecourse import evaluate, losses, metrics, recipes, set_seed
+from aecourse.cli import positive
 from aecourse.data import load
 from aecourse.models import AE
 from aecourse.train import TrainConfig, fit
@@ -36,6 +37,7 @@ def lambdas(text: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lambdas", type=lambdas, default=[0.001, 0.01, 0.1, 1.0])
+    parser.add_argument("--epochs", type=positive(int), default=1, help="epochs per lambda")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     train = load("fashion-mnist", "train")
@@ -46,7 +48,7 @@ def main() -> None:
         set_seed(0)
         model = AE(recipes.MLP_AE)
         loss = losses.ae_loss if lam == 0 else partial(losses.cae_loss, lam=lam)
-        fit(model, loss, fit_data, TrainConfig(epochs=1, seed=0), device=args.device, progress=False)
+        fit(model, loss, fit_data, TrainConfig(epochs=args.epochs, seed=0), device=args.device, progress=False)
         model.eval()
         psnr = metrics.psnr(evaluate.reconstruct(model, held_out), held_out)
         jacobian = losses.jacobian(model.encode, held_out[:200]).flatten(1).square().sum(1).mean().item()
