@@ -146,27 +146,26 @@ def test_site_has_pages(site: Path) -> None:
 # Sphinx's redirect page (the site's index.html): <meta http-equiv="Refresh" content="0; url=...">
 REDIRECT = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)"', re.IGNORECASE)
 
-WAIT_FOR_LOAD = """
-const [before, done] = [arguments[0], arguments[arguments.length - 1]];
-const deadline = Date.now() + 30000;
-(function poll() {
-  const arrived = location.href !== before && document.readyState === "complete";
-  if (arrived || Date.now() > deadline) done(location.href); else setTimeout(poll, 100);
-})();
-"""
-
 
 def test_page(page: str, site: Path, server: str, driver, summary: list[str]) -> None:  # noqa: ANN001
     driver.get_log("browser")  # drop what earlier pages left in the log
     driver.get(server + page)
     target = REDIRECT.search((site / page).read_text(encoding="utf-8"))
     if target is not None:
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
         # Wait until the browser has left the redirect page: its DOM is torn down by the
         # navigation. The target is a page of the site, checked by its own test.
-        reached = driver.execute_async_script(WAIT_FOR_LOAD, server + page)
-        expected = server + str(Path(page).parent / target.group(1)).removeprefix("./")
-        summary.append(f"{'ok  ' if reached == expected else 'FAIL'} {page}: redirects to {reached}")
-        assert reached == expected, f"{page} should redirect to {expected}, reached {reached}"
+        relative = str(Path(page).parent / target.group(1)).removeprefix("./")
+        assert (site / relative).is_file(), f"{page} redirects to {relative}, not a file of the site"
+        expected = server + relative
+        try:
+            WebDriverWait(driver, 30).until(expected_conditions.url_to_be(expected))
+        except TimeoutException:
+            pytest.fail(f"{page} should redirect to {expected}, stayed at {driver.current_url}")
+        summary.append(f"ok   {page}: redirects to {expected}")
         return
     mathjax = driver.execute_async_script(WAIT_FOR_MATHJAX)
     images = driver.execute_async_script(WAIT_FOR_IMAGES)
