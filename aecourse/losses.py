@@ -339,8 +339,9 @@ def vqvae_loss(
     model: VQVAE, batch: Batch, generator: torch.Generator | None = None
 ) -> Loss:
     """eq. 3 of van den Oord et al. 2017 with a Gaussian decoder (MSE
-    reconstruction):
-    ||x - x_hat||^2 + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2."""
+    reconstruction), each term a mean, not a sum:
+    mean (x - x_hat)^2 + mean (sg[z_e] - e)^2 + beta mean (z_e - sg[e])^2,
+    over the pixels, then over the grid and the D dimensions."""
     x = batch[0]
     out = model(x)
     recon = mse(out.x_hat, x)

@@ -53,7 +53,7 @@ class GatedLayer(nn.Module):
 
     first=True is mask 'A': the vertical kernel keeps only the row above the
     cell and the horizontal kernel only the cells to its left. Later layers use
-    mask 'B', which also keeps the cell's own row (vertical) or column
+    mask 'B', which also keeps the cell's own row (vertical) or the cell itself
     (horizontal): their inputs there already exclude the cell, so the vertical
     stack at row i depends on rows < i alone and the horizontal stack on the
     cells left of (i, j) and the rows above.
@@ -144,11 +144,10 @@ class Prior(nn.Module):
         return self.head(self._features(indices))
 
     def _features(self, indices: Tensor) -> Tensor:
-        """The horizontal stack's output (B, C, rows, g) for codes
-        (B, rows, g), any rows <= g.
+        """The horizontal stack's output (B, C, g, g) for codes (B, g, g).
 
-        No output looks down, so the features of rows 0..i are the same whether
-        or not the rows below are present."""
+        No output looks down: the features of rows 0..i are the same whether or
+        not the rows below are present (the tests feed it fewer rows)."""
         x = self.embed(indices).permute(0, 3, 1, 2)  # (B, C, rows, g)
         v, h = x, x
         for layer in self.layers:
@@ -172,10 +171,11 @@ class Prior(nn.Module):
         """n code grids (n, g, g) drawn cell by cell in raster order.
 
         The vertical stack at row i sees rows < i only: it runs once per row,
-        on the rows drawn so far. The horizontal stack then runs on row i alone,
-        cells 0..j, for each cell (i, j); the head on that one cell. The draws
-        are those of the plain sampler, which reruns the whole network on the
-        whole grid for every cell, g * g times more work."""
+        on rows 0..i (row i, still zeros, is masked out). The horizontal stack
+        then runs on row i alone, cells 0..j, for each cell (i, j); the head on
+        that one cell. The draws are those of the plain sampler, which reruns
+        the whole network on the whole grid for every cell (about 2g^2 / (g + 1)
+        times the work), up to rounding: a near tie can flip a draw."""
         if n <= 0 or temperature <= 0:
             raise ValueError(
                 "need n > 0 and temperature > 0, "
