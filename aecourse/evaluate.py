@@ -54,7 +54,7 @@ from aecourse.train import default_device
 SHIPPED = ("ae", "ae-2d", "ae-linear", "dae", "dae-16", "ae-mlp", "cae", "vae", "vae-2d", "vae-mlp",
            "vae-mlp-16", "vae-mlp-beta4", "vae-mlp-warmup", "vae-mlp-freebits",
            "vae-gauss-0.03", "vae-gauss-0.1", "vae-gauss-0.3", "vae-gauss-1.0",
-           "cvae-mlp-16", "cvae-mlp-16-beta4", "vqvae", "prior", "classifier", "sae", "sae-l1")
+           "cvae-mlp-16", "cvae-mlp-16-beta4", "vqvae", "prior", "classifier", "sae", "sae-l1", "sae-aux")
 NOISE_SEED = 0  # seeds the corruption of the denoising rows
 FIT_NOISE_SEED = 3  # seeds the corruption of the training pairs of the linear denoisers
 BINARIZE_SEED = 1  # seeds the dynamic binarisation of the likelihood rows

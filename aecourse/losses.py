@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.func import vjp, vmap
 
 from aecourse.data import binarize
-from aecourse.models import DAE, SAE, VAE, VQVAE, Classifier, Prior
+from aecourse.models import DAE, SAE, VAE, VQVAE, Classifier, Prior, aux_code
 from aecourse.models.ae import AE
 from aecourse.models.vae import VAEOutput
 
@@ -194,6 +194,21 @@ def l1_penalty(z: Tensor) -> Tensor:
     if z.ndim != 2:
         raise ValueError(f"expected codes of shape (B, F), got {tuple(z.shape)}")
     return z.abs().sum(dim=1)
+
+
+def auxk_error(model: SAE, h: Tensor, pre: Tensor, h_hat: Tensor, k_aux: int) -> Tensor:
+    """Gao et al.'s (2024, A.2) AuxK term per input, ||e - e_hat||^2 (B,): the
+    residual e = h - h_hat (held fixed, no gradient) modelled by the top-k_aux dead
+    features alone, e_hat = W_dec aux_code(pre) (no b_dec: e has none). Zero when no
+    feature is dead (model.dead_mask()). A plain squared error, as the paper writes
+    it and as sae_loss's reconstruction term; their released code divides each of
+    the two terms by its target's variance instead."""
+    dead = model.dead_mask()
+    e = (h - h_hat).detach()  # (B, n): only the dead features learn from it
+    e_hat = aux_code(pre, dead, k_aux) @ model.dictionary.T  # (B, n)
+    if not dead.any():
+        return e.new_zeros(e.shape[0])
+    return (e - e_hat).pow(2).sum(dim=1)
 
 
 # --- training objectives -----------------------------------------------------
@@ -383,13 +398,26 @@ def sae_loss(
     batch: Batch,
     generator: torch.Generator | None = None,
     alpha: float = 0.0,
+    alpha_aux: float = 0.0,
+    k_aux: int | None = None,
 ) -> Loss:
     """A sparse autoencoder's objective on activations h (B, n), per input:
     ||h - h_hat||^2 + alpha ||z||_1 (Cunningham et al. 2023, with the
-    dictionary's columns of unit norm). alpha = 0 for a top-t code, which is sparse
-    by construction; "l0" (features active per input) is logged."""
+    dictionary's columns of unit norm) + alpha_aux ||e - e_hat||^2, the AuxK term
+    of Gao et al. 2024 (`auxk_error`; needs SAEConfig.dead_after). alpha = 0 for a
+    top-t code, which is sparse by construction; "l0" (features active per input)
+    and, with the AuxK term, "aux" and "dead" (the fraction of features counted
+    dead) are logged."""
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if alpha_aux < 0:
+        raise ValueError(f"alpha_aux must be >= 0, got {alpha_aux}")
+    if alpha_aux > 0 and (k_aux is None or model.config.dead_after is None):
+        raise ValueError(
+            "the AuxK term (alpha_aux > 0) needs k_aux, the number of dead features "
+            "it uses, and an SAE that counts them (SAEConfig.dead_after); got "
+            f"k_aux={k_aux!r}, dead_after={model.config.dead_after!r}"
+        )
     if model.config.topk is None and alpha == 0:
         raise ValueError(
             "a ReLU code needs alpha > 0 (unpenalised, an overcomplete code can "
@@ -400,4 +428,9 @@ def sae_loss(
     recon = (out.h_hat - h).pow(2).sum(dim=1).mean()
     l1 = l1_penalty(out.z).mean()
     l0 = (out.z > 0).float().sum(dim=1).mean()
-    return Loss(recon + alpha * l1, {"recon": recon, "l1": l1, "l0": l0})
+    terms = {"recon": recon, "l1": l1, "l0": l0}
+    if alpha_aux == 0:
+        return Loss(recon + alpha * l1, terms)
+    aux = auxk_error(model, h, out.pre, out.h_hat, k_aux).mean()
+    terms |= {"aux": aux, "dead": model.dead_mask().float().mean()}
+    return Loss(recon + alpha * l1 + alpha_aux * aux, terms)

@@ -120,4 +120,12 @@ RECIPES: dict[str, Recipe] = {
     "sae-l1": Recipe(SAE, SAEConfig(features=512, topk=None), partial(losses.sae_loss, alpha=4.0),
                      epochs=20, batch_size=256, activations_from="classifier",
                      description="ReLU sparse autoencoder with an L1 penalty (alpha = 4): about sae's L0"),
+    # sae + the AuxK loss of Gao et al. 2024 (A.2), with their alpha_aux = 1/32. A feature is
+    # dead after 10,000 silent training inputs (the size of the test set on which the cards
+    # call a feature dead); k_aux = 64 = n/2, as their k_aux = 512 is of the order of half
+    # their activations' width: the residual has n = 128 dimensions, so more would not help
+    "sae-aux": Recipe(SAE, SAEConfig(features=512, topk=16, dead_after=10_000),
+                      partial(losses.sae_loss, alpha_aux=1 / 32, k_aux=64), epochs=20, batch_size=256,
+                      activations_from="classifier",
+                      description="sae + the AuxK loss (alpha_aux = 1/32, k_aux = 64): fewer dead features"),
 }

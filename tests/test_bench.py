@@ -35,7 +35,7 @@ def test_the_prior_is_benchmarked_on_random_code_grids():
     assert bench.plain_throughput(recipe, (indices,), torch.device("cpu")) > 0
 
 
-@pytest.mark.parametrize("name", ["sae", "sae-l1"])
+@pytest.mark.parametrize("name", ["sae", "sae-l1", "sae-aux"])
 def test_a_sparse_autoencoder_is_benchmarked_on_random_features(name):
     recipe = RECIPES[name]
     (h,) = bench.training_data(recipe, 64)

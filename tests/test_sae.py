@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aecourse.losses import l1_penalty, sae_loss
-from aecourse.models import SAE, Classifier, ClassifierConfig, SAEConfig, top_k_code
+from aecourse.models import SAE, Classifier, ClassifierConfig, SAEConfig, aux_code, top_k_code
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -163,3 +163,151 @@ def test_classify_is_the_last_layer_of_forward():
     assert torch.equal(classifier.classify(classifier.features(x)), classifier(x))
     with pytest.raises(ValueError, match=r"features of shape \(B, 16\)"):
         classifier.classify(torch.zeros(3, 15))
+
+
+# --- the AuxK loss of dead features (Gao et al. 2024, A.2) ---------------------------
+
+
+def aux_sae(seed: int = 0, **config) -> SAE:
+    torch.manual_seed(seed)
+    return SAE(SAEConfig(**{"input_dim": 6, "features": 12, "topk": 2, "dead_after": 5, **config}))
+
+
+def test_counter_counts_training_inputs_since_each_feature_fired():
+    model = aux_sae()
+    h = torch.randn(3, 6, generator=gen(10))
+    model.train()
+    expected = torch.zeros(12, dtype=torch.long)
+    for step in range(4):
+        z = model(h).z
+        fired = (z > 0).any(0)
+        # by hand: every count grows by the batch, those that fired restart at zero
+        expected = torch.where(fired, 0, expected + 3)
+        assert torch.equal(model.inputs_since_fired, expected)
+    assert (expected > 0).any()  # some features were silent: the test saw a count grow
+    # the dead mask is the count against the window, whatever set it
+    model.inputs_since_fired.copy_(torch.tensor([0, 4, 5, 6, 100, 0, 1, 2, 3, 4, 5, 9]))
+    assert model.dead_mask().tolist() == [c >= 5 for c in model.inputs_since_fired.tolist()]
+    # evaluation mode leaves the count alone
+    model.eval()
+    before = model.inputs_since_fired.clone()
+    model(torch.randn(7, 6, generator=gen(11)))
+    assert torch.equal(model.inputs_since_fired, before)
+
+
+def brute_aux_code(pre: torch.Tensor, dead: torch.Tensor, k: int) -> torch.Tensor:
+    """Row by row: among the dead entries, keep one if fewer than k dead entries are
+    larger, then clip at zero."""
+    out = torch.zeros_like(pre)
+    for b in range(pre.shape[0]):
+        for j in range(pre.shape[1]):
+            if not dead[j]:
+                continue
+            larger = sum(1 for i in range(pre.shape[1]) if dead[i] and pre[b, i] > pre[b, j])
+            if larger < k:
+                out[b, j] = max(pre[b, j].item(), 0.0)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_aux_code_uses_only_dead_features(k):
+    pre = torch.randn(6, 10, generator=gen(12))
+    dead = torch.tensor([1, 0, 1, 1, 0, 0, 1, 0, 1, 0], dtype=torch.bool)
+    z = aux_code(pre, dead, k)
+    assert torch.equal(z, brute_aux_code(pre, dead, k))
+    assert (z[:, ~dead] == 0).all()
+    # more than the dead features asked for: all of them, clipped at zero
+    assert torch.equal(aux_code(pre, dead, 9), pre.clamp_min(0) * dead)
+    assert (aux_code(pre, torch.zeros(10, dtype=torch.bool), k) == 0).all()
+
+
+def test_aux_loss_value_on_a_hand_built_case():
+    # 2-D activations, 4 features, top-1 code; atoms e_1, e_2, -e_1, (e_1+e_2)/sqrt 2
+    model = SAE(SAEConfig(input_dim=2, features=4, topk=1, dead_after=1)).train()
+    atoms = torch.tensor([[1.0, 0.0, -1.0, 0.5**0.5], [0.0, 1.0, 0.0, 0.5**0.5]])
+    with torch.no_grad():
+        model.decoder.parametrizations.weight.original.copy_(atoms)
+        model.decoder.bias.copy_(torch.tensor([0.5, 0.0]))
+        model.encoder.weight.copy_(atoms.T)
+        model.encoder.bias.zero_()
+    h = torch.tensor([[3.5, 2.0]])
+    # by hand: pre = W_enc (h - b_dec) = (3, 2, -3, 5/sqrt 2 = 3.54); the top-1 code
+    # keeps feature 4, h_hat = 3.54 (1, 1)/sqrt 2 + b_dec = (3, 2.5), e = (0.5, -0.5),
+    # ||e||^2 = 0.5. Feature 4 fired; features 1-3 count 1 input: dead. The top-2 dead
+    # pre-activations after the ReLU: features 1 (3) and 2 (2); feature 3 (-3) loses.
+    # e_hat = 3 e_1 + 2 e_2 = (3, 2), ||e - e_hat||^2 = 2.5^2 + 2.5^2 = 12.5
+    loss = sae_loss(model, (h,), alpha_aux=0.5, k_aux=2)
+    assert torch.allclose(loss.terms["recon"], torch.tensor(0.5), atol=1e-5)
+    assert torch.allclose(loss.terms["aux"], torch.tensor(12.5), atol=1e-5)
+    assert torch.allclose(loss.total, torch.tensor(0.5 + 0.5 * 12.5), atol=1e-5)
+    assert torch.allclose(loss.terms["dead"], torch.tensor(0.75))
+    # k_aux = 1: feature 1 alone, e_hat = (3, 0), ||e - e_hat||^2 = 2.5^2 + 0.5^2
+    model.inputs_since_fired.zero_()
+    assert torch.allclose(sae_loss(model, (h,), alpha_aux=0.5, k_aux=1).terms["aux"],
+                          torch.tensor(6.5), atol=1e-5)
+    # k_aux = 3: feature 3 joins, but its ReLU is zero: as k_aux = 2
+    assert torch.allclose(sae_loss(model, (h,), alpha_aux=0.5, k_aux=3).terms["aux"],
+                          torch.tensor(12.5), atol=1e-5)
+
+
+def test_aux_term_is_zero_when_no_feature_is_dead():
+    model = aux_sae(dead_after=10**6).train()
+    h = torch.randn(16, 6, generator=gen(13))
+    loss = sae_loss(model, (h,), alpha_aux=1.0, k_aux=4)
+    assert loss.terms["aux"].item() == 0.0
+    assert torch.equal(loss.total, loss.terms["recon"])
+    # every feature declared dead but the two that fire on the input: the term is positive
+    model.inputs_since_fired.fill_(10**6)
+    loss = sae_loss(model, (h[:1],), alpha_aux=1.0, k_aux=4)
+    assert model.dead_mask().sum().item() == 12 - 2
+    assert loss.terms["aux"].item() > 0
+
+
+def test_gradients_reach_dead_encoder_rows_only_through_the_aux_term():
+    h = torch.randn(32, 6, generator=gen(14))
+    grads = {}
+    for alpha_aux in (0.0, 1 / 32):
+        model = aux_sae(dead_after=1000).train()  # 4-11 stay live (counts < 1000)
+        with torch.no_grad():  # features 0-3 lose the top-2 to two very large ones
+            model.encoder.bias[4:6] = 100.0
+        model.inputs_since_fired[:4] = 10**6
+        loss = sae_loss(model, (h,), alpha_aux=alpha_aux, k_aux=4)
+        assert model.dead_mask().tolist() == [True] * 4 + [False] * 8
+        assert (model(h).z[:, :4] == 0).all()  # never in the code: no gradient from recon
+        loss.total.backward()
+        grads[alpha_aux] = model.encoder.weight.grad.norm(dim=1)
+    assert (grads[0.0][:4] == 0).all()
+    assert (grads[1 / 32][:4] > 0).all()
+    # the live features' rows get the same gradient either way: e is held fixed
+    assert torch.allclose(grads[0.0][4:], grads[1 / 32][4:])
+
+
+def test_aux_loss_arguments_are_checked():
+    model = aux_sae()
+    plain = SAE(SAEConfig(input_dim=6, features=12, topk=2))
+    h = torch.randn(4, 6, generator=gen(15))
+    with pytest.raises(ValueError, match="alpha_aux must be >= 0"):
+        sae_loss(model, (h,), alpha_aux=-1.0, k_aux=2)
+    with pytest.raises(ValueError, match="needs k_aux"):
+        sae_loss(model, (h,), alpha_aux=0.1)
+    with pytest.raises(ValueError, match="dead_after=None"):
+        sae_loss(plain, (h,), alpha_aux=0.1, k_aux=2)
+    with pytest.raises(ValueError, match="keeps no count"):
+        plain.dead_mask()
+    with pytest.raises(ValueError, match="dead_after must be None or a positive integer"):
+        SAE(SAEConfig(dead_after=0))
+    with pytest.raises(ValueError, match="k_aux must be a positive integer"):
+        aux_code(torch.zeros(2, 12), torch.ones(12, dtype=torch.bool), 0)
+    with pytest.raises(ValueError, match=r"bool mask of shape \(12,\)"):
+        aux_code(torch.zeros(2, 12), torch.ones(11, dtype=torch.bool), 2)
+
+
+def test_aux_sae_save_and_load_round_trip_keeps_the_count(tmp_path):
+    from aecourse.pretrained import load_pretrained, save_pretrained
+
+    model = aux_sae().train()
+    model(torch.randn(9, 6, generator=gen(16)))
+    model.eval()
+    save_pretrained(model, "tiny-sae-aux", tmp_path, data="fashion-mnist")
+    loaded = load_pretrained("tiny-sae-aux", weights_dir=tmp_path)
+    assert torch.equal(loaded.inputs_since_fired, model.inputs_since_fired)

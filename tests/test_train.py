@@ -304,6 +304,7 @@ RECIPE_EXPECTATIONS = {  # name -> (model class, config fields that define it)
     "classifier": ("Classifier", {}),
     "sae": ("SAE", {"features": 512, "topk": 16}),
     "sae-l1": ("SAE", {"features": 512, "topk": None}),
+    "sae-aux": ("SAE", {"features": 512, "topk": 16, "dead_after": 10_000}),
 }
 
 

@@ -4,7 +4,7 @@ from aecourse.models.ae import AE, AEConfig, AEOutput
 from aecourse.models.classifier import Classifier, ClassifierConfig
 from aecourse.models.dae import DAE, DAEConfig, gaussian_noise, mask_pixels
 from aecourse.models.prior import Prior, PriorConfig
-from aecourse.models.sae import SAE, SAEConfig, SAEOutput, top_k_code
+from aecourse.models.sae import SAE, SAEConfig, SAEOutput, aux_code, top_k_code
 from aecourse.models.vae import VAE, VAEConfig, VAEOutput
 from aecourse.models.vqvae import (
     VQVAE,
@@ -24,6 +24,6 @@ __all__ = [
     "AE", "AEConfig", "AEOutput", "DAE", "DAEConfig", "gaussian_noise", "mask_pixels",
     "VAE", "VAEConfig", "VAEOutput", "VQVAE", "VQVAEConfig", "VQVAEOutput",
     "VectorQuantizer", "QuantizerOutput", "ResidualBlock", "Prior", "PriorConfig",
-    "Classifier", "ClassifierConfig", "SAE", "SAEConfig", "SAEOutput", "top_k_code",
+    "Classifier", "ClassifierConfig", "SAE", "SAEConfig", "SAEOutput", "aux_code", "top_k_code",
     "MODEL_CLASSES",
 ]
