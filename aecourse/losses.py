@@ -217,7 +217,9 @@ def auxk_error(model: SAE, h: Tensor, pre: Tensor, h_hat: Tensor, k_aux: int) ->
 def ae_loss(
     model: AE, batch: Batch, generator: torch.Generator | None = None
 ) -> Loss:
-    """Reconstruction error of the plain autoencoder: ||x - d(e(x))||^2."""
+    """Reconstruction error of the plain autoencoder: the mean over the batch
+    and the pixels of (x - d(e(x)))^2, i.e. ||x - d(e(x))||^2 / P averaged
+    over the images."""
     x = batch[0]
     recon = mse(model(x).x_hat, x)
     return Loss(recon, {"recon": recon})
