@@ -26,26 +26,26 @@ SHAPE = (1, 28, 28)
 # --- ex-ae-linear-symmetry: the same linear AE in another latent basis ---------------
 
 
-def change_basis_reference(model: AE, C: Tensor) -> AE:
-    """A copy of the linear AE `model` with encoder C E (bias C b) and decoder W C^{-1}."""
+def change_basis_reference(model: AE, R: Tensor) -> AE:
+    """A copy of the linear AE `model` with encoder R E (bias R b) and decoder W R^{-1}."""
     mixed = copy.deepcopy(model)
     encoder, decoder = mixed.encoder[1], mixed.decoder[0]
     with torch.no_grad():
-        encoder.weight.copy_(C @ encoder.weight)
-        encoder.bias.copy_(C @ encoder.bias)
-        decoder.weight.copy_(decoder.weight @ torch.linalg.inv(C))
+        encoder.weight.copy_(R @ encoder.weight)
+        encoder.bias.copy_(R @ encoder.bias)
+        decoder.weight.copy_(decoder.weight @ torch.linalg.inv(R))
     return mixed
 
 
 def _test_change_basis(change_basis: Callable[[AE, Tensor], AE]) -> None:
     model = load_pretrained("ae-linear")
     m = model.config.latent_dim
-    C = torch.randn(m, m, generator=generator(5)) + 3 * torch.eye(m)
+    R = torch.randn(m, m, generator=generator(5)) + 3 * torch.eye(m)
     x = torch.rand(8, *SHAPE, generator=generator(6))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         out = model(x)
-    mixed = call("change_basis", change_basis, model, C, shown="model, C")
+    mixed = call("change_basis", change_basis, model, R, shown="model, R")
     expect(
         all(torch.equal(before[k], v) for k, v in model.state_dict().items()),
         "change_basis changed the model it was given: change a copy (copy.deepcopy)",
@@ -63,13 +63,13 @@ def _test_change_basis(change_basis: Callable[[AE, Tensor], AE]) -> None:
     expect_close(
         "the new model's codes",
         out_mixed.z,
-        out.z @ C.T,
+        out.z @ R.T,
         mistakes={
-            "the encoder's bias is not mixed: it must become C b": (
-                (out.z - encoder.bias) @ C.T + encoder.bias
+            "the encoder's bias is not mixed: it must become R b": (
+                (out.z - encoder.bias) @ R.T + encoder.bias
             ).detach(),
-            "the codes are unchanged: the encoder must become C E": out.z,
-            "the codes are multiplied by C^T, not C: E -> C E": out.z @ C,
+            "the codes are unchanged: the encoder must become R E": out.z,
+            "the codes are multiplied by R^T, not R: E -> R E": out.z @ R,
         },
         rtol=1e-3,
         atol=1e-3,
@@ -81,8 +81,8 @@ def _test_change_basis(change_basis: Callable[[AE, Tensor], AE]) -> None:
         rtol=1e-3,
         atol=1e-3,
         mistakes={
-            "the decoder does not undo C: its weight must become W C^{-1}":
-                model.decoder(out.z @ C.T).detach(),
+            "the decoder does not undo R: its weight must become W R^{-1}":
+                model.decoder(out.z @ R.T).detach(),
         },
     )
 
