@@ -66,10 +66,10 @@ def top_k_code(pre: Tensor, t: int) -> Tensor:
 
 
 def aux_code(pre: Tensor, dead: Tensor, k_aux: int) -> Tensor:
-    """The AuxK code of Gao et al. (2024, A.2): the top-k_aux of the dead features'
-    pre-activations in each row of pre (B, F), after a ReLU; zero for live features
-    and all zero when none is dead. dead: (F,) bool. Fewer than k_aux dead features:
-    all of them."""
+    """The AuxK code of Gao et al. (2024, A.2): the top-k_aux of the dead
+    features' pre-activations in each row of pre (B, F), after a ReLU; zero for
+    live features and all zero when none is dead. dead: (F,) bool. Fewer than
+    k_aux dead features: all of them."""
     if pre.ndim != 2:
         raise ValueError(
             f"expected pre-activations of shape (B, F), got {tuple(pre.shape)}"
