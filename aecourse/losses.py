@@ -204,10 +204,10 @@ def auxk_error(model: SAE, h: Tensor, pre: Tensor, h_hat: Tensor, k_aux: int) ->
     it and as sae_loss's reconstruction term; their released code divides each of
     the two terms by its target's variance instead."""
     dead = model.dead_mask()
+    if not dead.any():
+        return h.new_zeros(h.shape[0])
     e = (h - h_hat).detach()  # (B, n): only the dead features learn from it
     e_hat = aux_code(pre, dead, k_aux) @ model.dictionary.T  # (B, n)
-    if not dead.any():
-        return e.new_zeros(e.shape[0])
     return (e - e_hat).pow(2).sum(dim=1)
 
 
